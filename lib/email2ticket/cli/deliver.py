@@ -1,0 +1,148 @@
+"""`email2ticket-deliver`: the MTA's pipe command. Reads one message on stdin, exits with a sysexits code.
+
+This is the imperative shell around deliver.deliver(): arguments and environment in, configuration,
+a bounded read of stdin, a time budget, then one line of JSON (only with --json) and the exit status.
+Whatever happens, Python's own exit status 1 never reaches the MTA: expected failures carry their
+code, anything else is logged with its traceback and deferred (75) so the mail stays queued.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING, BinaryIO
+
+from ..config import Config, load_config
+from ..delivery_log import format_line, write_line
+from ..envelope import Envelope, envelope_from
+from ..exits import ConfigurationError, DataError, DeliveryError, ExitCode, TemporaryFailure, status_line
+from .common import ArgumentError, Parser, report_crash, report_failure
+
+if TYPE_CHECKING:
+    from ..deliver import Outcome
+
+
+class DeliveryTimeout(TemporaryFailure):
+    """The delivery ran past delivery_timeout; the transaction is rolled back and the MTA retries."""
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="email2ticket-deliver",
+        description="Deliver one message from standard input into the help desk (for the MTA's pipe).",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="configuration file (default: $EMAIL2TICKET_CONFIG, else /etc/email2ticket/config.toml if present)",
+    )
+    parser.add_argument("--database-url", metavar="URL", help="overrides database_url and $EMAIL2TICKET_DATABASE_URL")
+    parser.add_argument("--sender", metavar="ADDR", help="envelope sender (Postfix: ${sender}); else $SENDER")
+    parser.add_argument("--recipient", metavar="ADDR", help="envelope recipient; else $RECIPIENT")
+    parser.add_argument("--queue-id", metavar="ID", help="the MTA's queue id, for the log (Postfix: ${queue_id})")
+    parser.add_argument("--dry-run", action="store_true", help="decide and print, but write nothing")
+    parser.add_argument("--json", action="store_true", help="print one line of JSON with the decision on stdout")
+    return parser
+
+
+def read_message(stream: BinaryIO, limit: int) -> bytes:
+    """Read at most limit+1 bytes: enough to know a message is too large without holding all of it."""
+    if stream.isatty():
+        raise DataError("no message on standard input (it is a terminal)")
+    return stream.read(limit + 1)
+
+
+@contextmanager
+def time_budget(seconds: float) -> Iterator[None]:
+    """Abort the delivery past `seconds`: rolling back and deferring beats the MTA killing us."""
+
+    def _expired(_signum: int, _frame: FrameType | None) -> None:
+        raise DeliveryTimeout(f"delivery took longer than delivery_timeout ({seconds:g} s); rolled back")
+
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run(argv: Sequence[str] | None, stdin: BinaryIO, environ: os._Environ[str] | dict[str, str]) -> int:
+    """Everything between the command line and the exit status; raises DeliveryError on failure."""
+    try:
+        args = build_parser().parse_args(argv)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"malformed command line (check the MTA's pipe wiring): {exc}") from exc
+    config = load_config(args.config, database_url=args.database_url, environ=environ)
+    envelope = envelope_from(args.sender, args.recipient, args.queue_id, environ)
+    started = time.monotonic()
+    code, action, ticket, message_id, note = ExitCode.TEMPFAIL, "error", None, None, ""
+    try:
+        with time_budget(config.delivery_timeout):
+            outcome = _deliver(stdin, envelope, config, dry_run=args.dry_run)
+        code, action, ticket = outcome.exit_code, outcome.decision.action, outcome.ticket
+        message_id, note = outcome.message.message_id, outcome.decision.status_reason
+        if args.json:
+            print(json.dumps(outcome.as_json(), ensure_ascii=False, separators=(",", ":")), flush=True)
+        if code != ExitCode.OK:
+            print(status_line(code, outcome.decision.status_reason), file=sys.stderr)
+        return int(code)
+    except DeliveryError as exc:
+        code, note = exc.exit_code, exc.reason
+        if args.json:
+            print(json.dumps(_failure_json(exc), separators=(",", ":")), flush=True)
+        raise
+    finally:
+        if not args.dry_run:
+            write_line(
+                format_line(
+                    queue_id=envelope.queue_id,
+                    message_id=message_id,
+                    action=action,
+                    ticket=ticket,
+                    exit_code=int(code),
+                    duration=time.monotonic() - started,
+                    note=note,
+                ),
+                config.logging,
+            )
+
+
+def _deliver(stdin: BinaryIO, envelope: Envelope, config: Config, *, dry_run: bool) -> Outcome:
+    from ..deliver import deliver
+    from ..store.delivery import DeliveryStore
+
+    raw = read_message(stdin, config.max_message_bytes)
+    store = DeliveryStore(config.resolved_database_url(), lock_timeout=config.lock_timeout)
+    try:
+        return deliver(raw, envelope, store, max_message_bytes=config.max_message_bytes, dry_run=dry_run)
+    finally:
+        store.dispose()
+
+
+def _failure_json(exc: DeliveryError) -> dict[str, object]:
+    action = "reject" if exc.exit_code != ExitCode.TEMPFAIL else "defer"
+    return {"action": action, "ticket": None, "reasons": [f"error: {exc.reason}"], "exit_code": int(exc.exit_code)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: the only place failures become exit statuses."""
+    try:
+        return run(argv, sys.stdin.buffer, os.environ)
+    except DeliveryError as exc:
+        return int(report_failure(exc))
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0) if isinstance(exc.code, int) else 0
+    except BaseException as exc:
+        return int(report_crash(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The exit-code contract with the MTA, in one place.
+
+Postfix's pipe(8), Exim's pipe transport and procmail all read our exit status. Only 75
+(EX_TEMPFAIL) and 71 keep a message queued for a retry under Postfix; 1, 70 and 78 bounce it.
+So anything that might succeed later - an unreachable database, a broken configuration file, a
+bug - must end as 75, never as Python's default 1. Each failure is an exception carrying its
+code and an RFC 3463 enhanced status code; `main()` in each CLI is the only place that maps them
+to an exit status, and it prints that status code first on stderr because Postfix copies the
+first line into the bounce or the log and lets it take precedence over the exit status.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The sysexits(3) codes email2ticket uses."""
+
+    OK = 0
+    DATAERR = 65  # no input at all, no sender anywhere, message too large: bounce
+    NOPERM = 77  # policy refused the sender (unknown_senders = reject): bounce
+    TEMPFAIL = 75  # anything that may succeed later: the MTA keeps the mail and retries
+
+
+# The enhanced status code each exit status is reported with, unless an error says better.
+DEFAULT_STATUS = {
+    ExitCode.OK: "2.0.0",
+    ExitCode.DATAERR: "5.6.0",
+    ExitCode.NOPERM: "5.7.1",
+    ExitCode.TEMPFAIL: "4.3.0",
+}
+
+
+class DeliveryError(Exception):
+    """A failure with a known exit code and a one-line reason for the MTA's log or bounce."""
+
+    exit_code: ExitCode = ExitCode.TEMPFAIL
+    status: str = "4.3.0"
+
+    def __init__(self, reason: str, *, status: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        if status is not None:
+            self.status = status
+
+    def first_line(self) -> str:
+        """The stderr line Postfix shows: enhanced status code, then one human sentence."""
+        return f"{self.status} {self.reason}"
+
+
+class TemporaryFailure(DeliveryError):
+    """May succeed later: database down or locked, timeout, schema missing or outdated."""
+
+    exit_code = ExitCode.TEMPFAIL
+    status = "4.3.0"
+
+
+class ConfigurationError(TemporaryFailure):
+    """The configuration file or command line is wrong: an admin must fix it, so defer, never bounce."""
+
+    status = "4.3.5"
+
+
+class SchemaError(TemporaryFailure):
+    """The database schema is missing or at another version than this code expects."""
+
+    status = "4.3.5"
+
+
+class DataError(DeliveryError):
+    """The message itself can never be delivered: empty input, no sender, too large."""
+
+    exit_code = ExitCode.DATAERR
+    status = "5.6.0"
+
+
+def status_line(code: ExitCode, reason: str) -> str:
+    """The first stderr line for an outcome that is not an exception (for example a policy reject)."""
+    return f"{DEFAULT_STATUS[code]} {reason}"

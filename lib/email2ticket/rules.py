@@ -1,0 +1,381 @@
+"""The update-or-create decision: small named rules, each returning a verdict with its reason.
+
+This is the functional core. `decide()` takes plain data - the parsed message, the envelope and the
+facts the store looked up (settings, the sender's user row, the referenced ticket, an earlier
+delivery of the same message) - and returns a `Decision` that records every rule it evaluated, hit
+or miss. Delivery acts on that decision; `--dry-run --json` and `explain` print the same record, so
+what an admin reads is exactly what the real delivery did. There is no second explain path.
+
+The seed rules, from the product email2ticket replaces: a message UPDATES ticket N only when the
+subject ends with a reference to an existing ticket N AND (the sender is its requester or assigned
+technician, OR the sender is a technician with normal/full access, OR restrict_replies is off).
+Anything else opens a NEW ticket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .envelope import Envelope
+from .exits import ExitCode
+from .message import ParsedMessage
+from .reply import ReplyCut, strip_reply
+from .settings import RuleSettings
+from .subject import clean_subject, has_reply_prefix
+
+Action = Literal["create", "update", "duplicate", "reject", "ignore"]
+ACTIONS: tuple[Action, ...] = ("create", "update", "duplicate", "reject", "ignore")
+PRIVILEGED_ACCESS = frozenset({"normal", "full"})
+ACCESS_LEVELS = ("none", "limited", "normal", "full")
+
+
+# --- the facts rules run on ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserFacts:
+    """A row of the user table as the rules need it."""
+
+    email: str
+    is_technician: bool = False
+    access: str = "none"
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class TicketFacts:
+    """The ticket a subject refers to, as the rules need it."""
+
+    id: int
+    status: str
+    requester: str
+    technician: str | None = None
+
+
+@dataclass(frozen=True)
+class EarlierDelivery:
+    """A message already delivered under the same idempotency key."""
+
+    message_row: int
+    action: str
+    ticket: int | None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything the store looked up for one message, inside the delivery's transaction."""
+
+    settings: RuleSettings = field(default_factory=RuleSettings)
+    separators: tuple[str, ...] = ()
+    sender_user: UserFacts | None = None
+    reference: int | None = None  # the ticket number the subject ends with (see subject.py)
+    ticket: TicketFacts | None = None  # that ticket, when it exists
+    earlier: EarlierDelivery | None = None
+    message_id_reused: bool = False  # another message with this Message-ID but a different body
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who the message is from, and where we learnt it."""
+
+    address: str | None
+    source: Literal["from", "envelope"] | None
+
+
+@dataclass(frozen=True)
+class Context:
+    """One message on its way through the rules."""
+
+    message: ParsedMessage
+    envelope: Envelope
+    sender: Sender
+
+
+# --- the record ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """One rule's verdict: its name, whether it hit, and why, in words an admin understands."""
+
+    name: str
+    hit: bool
+    why: str
+
+    def reason(self) -> str:
+        """The `--json` form: '<rule-name>: <sentence>'."""
+        return f"{self.name}: {self.why}"
+
+    def explain_line(self) -> str:
+        """The `explain` form: '<rule-name>: HIT|MISS - <sentence>'."""
+        return f"{self.name}: {'HIT' if self.hit else 'MISS'} - {self.why}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one message, and the full record of why."""
+
+    action: Action
+    exit_code: ExitCode
+    results: tuple[RuleResult, ...]
+    ticket: int | None = None  # ticket updated / duplicated into; create: filled in by the store
+    subject: str = ""  # title of a new ticket
+    body: str = ""  # description of a new ticket, or the comment text
+    reopen: bool = False
+    create_sender: bool = False  # the sender is not in the user table and becomes a requester
+    status_reason: str = ""  # one sentence for the MTA when exit_code is not 0
+
+    @property
+    def reasons(self) -> list[str]:
+        return [r.reason() for r in self.results]
+
+    def summary(self) -> str:
+        """The `Decision:` line of `explain`."""
+        if self.action == "create":
+            return "create new ticket" + (f" #{self.ticket}" if self.ticket else "")
+        if self.action == "update":
+            return f"update ticket #{self.ticket}" + (" (reopening it)" if self.reopen else "")
+        if self.action == "duplicate":
+            return "duplicate of an earlier delivery" + (f" (ticket #{self.ticket})" if self.ticket else "")
+        return f"{self.action} (exit {int(self.exit_code)}): {self.status_reason}"
+
+
+# --- the rules ----------------------------------------------------------------------------------
+
+
+def identify_sender(message: ParsedMessage, envelope: Envelope) -> Sender:
+    """From: first (normalised); without a usable one, the envelope sender unless it is the null sender."""
+    if message.from_addresses:
+        return Sender(message.from_addresses[0], "from")
+    if envelope.sender:
+        return Sender(envelope.sender, "envelope")
+    return Sender(None, None)
+
+
+def rule_has_sender(ctx: Context) -> RuleResult:
+    sender = ctx.sender
+    if sender.source == "from":
+        return RuleResult("has-sender", True, f"sender {sender.address} taken from the From: header")
+    if sender.source == "envelope":
+        return RuleResult(
+            "has-sender", True, f"no usable From: address; sender {sender.address} taken from the envelope"
+        )
+    if ctx.envelope.sender is None:
+        why = "no usable From: address and no envelope sender given (--sender or $SENDER)"
+    else:
+        why = "no usable From: address and the envelope sender is the null sender <>"
+    return RuleResult("has-sender", False, why)
+
+
+def rule_already_delivered(facts: Facts) -> RuleResult:
+    earlier = facts.earlier
+    if earlier is None:
+        return RuleResult("already-delivered", False, "no earlier delivery of this message (Message-ID and body)")
+    target = f" into ticket #{earlier.ticket}" if earlier.ticket else ""
+    return RuleResult(
+        "already-delivered",
+        True,
+        f"this message was already delivered{target} (audit record {earlier.message_row}, "
+        f"action {earlier.action}); nothing is stored twice",
+    )
+
+
+def rule_message_id_reused(ctx: Context, facts: Facts) -> RuleResult:
+    mid = ctx.message.message_id
+    if facts.message_id_reused:
+        return RuleResult(
+            "message-id-reused",
+            True,
+            f"another message with Message-ID {mid} but a different body was delivered before; "
+            "this one is delivered as a message of its own",
+        )
+    return RuleResult("message-id-reused", False, "no other message with this Message-ID")
+
+
+def rule_known_sender(ctx: Context, facts: Facts) -> RuleResult:
+    user, policy = facts.sender_user, facts.settings.unknown_senders
+    if user is not None and not user.disabled:
+        kind = "technician" if user.is_technician else "requester"
+        return RuleResult("known-sender", True, f"{user.email} is a known {kind}")
+    state = "is a disabled user, treated as unknown" if user else "is not in the user table"
+    outcome = "refused" if policy == "reject" else "accepted as a requester"
+    return RuleResult("known-sender", False, f"{ctx.sender.address} {state}; unknown_senders={policy}: {outcome}")
+
+
+def rule_ticket_reference(ctx: Context, facts: Facts) -> RuleResult:
+    bare = "on" if facts.settings.bare_number_references else "off"
+    if facts.reference is None:
+        return RuleResult(
+            "ticket-reference",
+            False,
+            f"the subject does not end with a ticket number (bare_number_references={bare})",
+        )
+    return RuleResult("ticket-reference", True, f"the subject ends with a reference to ticket #{facts.reference}")
+
+
+def rule_ticket_exists(facts: Facts) -> RuleResult:
+    if facts.ticket is None:
+        return RuleResult("ticket-exists", False, f"there is no ticket #{facts.reference}")
+    return RuleResult("ticket-exists", True, f"ticket #{facts.ticket.id} exists (status {facts.ticket.status})")
+
+
+def rule_sender_is_participant(ctx: Context, ticket: TicketFacts, user: UserFacts | None) -> RuleResult:
+    sender = ctx.sender.address
+    if user is None or user.disabled:
+        return RuleResult(
+            "sender-is-participant", False, f"{sender} is not a (enabled) user, so neither requester nor technician"
+        )
+    if sender == ticket.requester:
+        return RuleResult("sender-is-participant", True, f"{sender} is the requester of ticket #{ticket.id}")
+    if ticket.technician is not None and sender == ticket.technician:
+        return RuleResult("sender-is-participant", True, f"{sender} is the technician assigned to ticket #{ticket.id}")
+    return RuleResult("sender-is-participant", False, f"{sender} is neither the requester nor the assigned technician")
+
+
+def rule_sender_is_privileged_technician(ctx: Context, user: UserFacts | None) -> RuleResult:
+    name = "sender-is-privileged-technician"
+    if user is None or user.disabled or not user.is_technician:
+        return RuleResult(name, False, f"{ctx.sender.address} is not an enabled technician")
+    if user.access in PRIVILEGED_ACCESS:
+        return RuleResult(name, True, f"{user.email} is a technician with {user.access} help-desk access")
+    return RuleResult(name, False, f"{user.email} is a technician with only {user.access} help-desk access")
+
+
+def rule_replies_unrestricted(settings: RuleSettings) -> RuleResult:
+    if settings.restrict_replies:
+        return RuleResult(
+            "replies-unrestricted", False, "restrict_replies is on: only the requester and technicians may reply"
+        )
+    return RuleResult("replies-unrestricted", True, "restrict_replies is off: anyone may reply to a ticket")
+
+
+def rule_reply_prefix(ctx: Context, settings: RuleSettings) -> RuleResult:
+    if has_reply_prefix(ctx.message.subject, settings.reply_prefixes):
+        return RuleResult("reply-prefix", True, "the subject starts with a reply prefix: quoted history is stripped")
+    return RuleResult("reply-prefix", False, "the subject has no reply prefix: the whole body is kept")
+
+
+def rule_reply_separator(cut: ReplyCut) -> RuleResult:
+    skipped = "".join(f"; {note}" for note in cut.skipped)
+    if cut.separator is None:
+        return RuleResult("reply-separator", False, f"no reply separator cut the body{skipped}")
+    return RuleResult(
+        "reply-separator", True, f"kept the text above line {cut.line}, where {cut.separator!r} matched{skipped}"
+    )
+
+
+def rule_reopen_on_reply(ticket: TicketFacts, settings: RuleSettings) -> RuleResult:
+    if ticket.status != "closed":
+        return RuleResult("reopen-on-reply", False, f"ticket #{ticket.id} is {ticket.status}, nothing to reopen")
+    state = "on: reopened" if settings.reopen_on_reply else "off: stays closed"
+    return RuleResult(
+        "reopen-on-reply", settings.reopen_on_reply, f"ticket #{ticket.id} is closed and reopen_on_reply is {state}"
+    )
+
+
+# --- the chain ----------------------------------------------------------------------------------
+
+# Every rule with its one-line description, in the order the chain consults them (for `explain --rules`
+# and the README). The names are the ones that appear in reasons.
+RULES: tuple[tuple[str, str], ...] = (
+    ("has-sender", "The message has a sender: a From: address, else the envelope sender (else exit 65)"),
+    ("already-delivered", "The same message (Message-ID and body digest) was delivered before: duplicate"),
+    ("message-id-reused", "A different message reuses an earlier Message-ID: delivered as its own message"),
+    ("known-sender", "The sender is an enabled user; otherwise unknown_senders decides (reject exits 77)"),
+    ("ticket-reference", "The subject ends with a ticket number (bare_number_references)"),
+    ("ticket-exists", "That ticket exists"),
+    ("sender-is-participant", "The sender is the ticket's requester or assigned technician"),
+    ("sender-is-privileged-technician", "The sender is a technician with normal or full access"),
+    ("replies-unrestricted", "restrict_replies is off, so anyone may reply"),
+    ("reply-prefix", "The subject starts with a reply prefix, so quoted history is stripped"),
+    ("reply-separator", "Where the earliest reply separator cuts the body"),
+    ("reopen-on-reply", "A reply to a closed ticket reopens it (reopen_on_reply)"),
+)
+
+
+def decide(ctx: Context, facts: Facts) -> Decision:
+    """Walk the chain and return the decision with every rule evaluated on the way."""
+    results: list[RuleResult] = [rule_has_sender(ctx)]
+    if not results[0].hit:
+        return _refuse(results, ExitCode.DATAERR, "no sender: the message has no From: address and no envelope sender")
+    results.append(rule_already_delivered(facts))
+    if facts.earlier is not None:
+        ticket = facts.earlier.ticket
+        return Decision("duplicate", ExitCode.OK, tuple(results), ticket=ticket)
+    if ctx.message.message_id:
+        results.append(rule_message_id_reused(ctx, facts))
+    known = rule_known_sender(ctx, facts)
+    results.append(known)
+    if not known.hit and facts.settings.unknown_senders == "reject":
+        return _refuse(results, ExitCode.NOPERM, f"sender {ctx.sender.address} is not a help-desk user")
+    ticket = _ticket_to_update(ctx, facts, results)
+    if ticket is None:
+        return _create(ctx, facts, results, create_sender=facts.sender_user is None)
+    return _update(ctx, facts, results, ticket, create_sender=facts.sender_user is None)
+
+
+def _ticket_to_update(ctx: Context, facts: Facts, results: list[RuleResult]) -> TicketFacts | None:
+    """Seed rules 1 and 2: the referenced ticket, when it exists and the sender may update it."""
+    results.append(rule_ticket_reference(ctx, facts))
+    if facts.reference is None:
+        return None
+    results.append(rule_ticket_exists(facts))
+    ticket = facts.ticket
+    if ticket is None:
+        return None
+    for check in (
+        lambda: rule_sender_is_participant(ctx, ticket, facts.sender_user),
+        lambda: rule_sender_is_privileged_technician(ctx, facts.sender_user),
+        lambda: rule_replies_unrestricted(facts.settings),
+    ):
+        result = check()
+        results.append(result)
+        if result.hit:
+            return ticket
+    return None
+
+
+def _create(ctx: Context, facts: Facts, results: list[RuleResult], *, create_sender: bool) -> Decision:
+    settings = facts.settings
+    subject = clean_subject(
+        ctx.message.subject,
+        reply_prefixes=settings.reply_prefixes,
+        forward_prefixes=settings.forward_prefixes,
+        bare_numbers=settings.bare_number_references,
+    )
+    return Decision(
+        "create",
+        ExitCode.OK,
+        tuple(results),
+        subject=subject,
+        body=ctx.message.text,
+        create_sender=create_sender,
+    )
+
+
+def _update(
+    ctx: Context, facts: Facts, results: list[RuleResult], ticket: TicketFacts, *, create_sender: bool
+) -> Decision:
+    prefix = rule_reply_prefix(ctx, facts.settings)
+    results.append(prefix)
+    body = ctx.message.text
+    if prefix.hit:
+        cut = strip_reply(body, facts.separators)
+        results.append(rule_reply_separator(cut))
+        body = cut.text
+    reopen = rule_reopen_on_reply(ticket, facts.settings)
+    results.append(reopen)
+    return Decision(
+        "update",
+        ExitCode.OK,
+        tuple(results),
+        ticket=ticket.id,
+        body=body,
+        reopen=reopen.hit,
+        create_sender=create_sender,
+    )
+
+
+def _refuse(results: list[RuleResult], code: ExitCode, reason: str) -> Decision:
+    return Decision("reject", code, tuple(results), status_reason=reason)

@@ -1,0 +1,164 @@
+"""Connecting to the database: SQLite (embedded default) or PostgreSQL (production), same behaviour.
+
+What matters to the MTA contract lives here: lock and statement timeouts below the delivery budget,
+SQLite deliveries that queue behind each other (BEGIN IMMEDIATE, WAL, a long busy timeout) instead of
+failing with "database is locked", and a schema check that defers (75) a delivery into a database at
+another schema revision than this code's, naming the command that fixes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..exits import ConfigurationError, SchemaError
+from .schema import SCHEMA_REVISION
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+INIT_HINT = "run `email2ticket init` to create or upgrade it"
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain postgresql:// URLs, which SQLAlchemy would hand to psycopg2, and use psycopg 3."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    return url
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a sqlite:///PATH URL (None for in-memory databases)."""
+    path = url.split("///", 1)[1] if "///" in url else ""
+    path = path.split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def make_engine(url: str, *, lock_timeout: float) -> Engine:
+    """An engine with our transaction semantics; `lock_timeout` seconds bounds every wait for a lock."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.pool import NullPool
+
+    url = normalise_url(url)
+    try:
+        if is_sqlite(url):
+            return _sqlite_engine(url, lock_timeout)
+        millis = int(lock_timeout * 1000)
+        return create_engine(
+            url,
+            poolclass=NullPool,  # one short-lived process, one connection
+            connect_args={
+                "connect_timeout": max(1, int(lock_timeout / 3)),
+                "options": f"-c lock_timeout={millis} -c statement_timeout={millis} -c TimeZone=UTC",
+            },
+        )
+    except (ArgumentError, ImportError, ValueError) as exc:
+        raise ConfigurationError(f"database_url {redact(url)!r} is not usable: {exc}") from exc
+
+
+def _sqlite_engine(url: str, lock_timeout: float) -> Engine:
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.pool import NullPool
+
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": lock_timeout})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (the pysqlite driver would defer it).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(lock_timeout * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # Take the write lock up front: concurrent deliveries then wait (busy_timeout) instead of
+        # failing when a reader tries to upgrade its lock.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages that reach logs and bounces."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The schema revision recorded by Alembic, or None when the database was never initialised."""
+    from sqlalchemy import inspect, text
+
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def check_revision(revision: str | None) -> None:
+    """Refuse (75, naming the fix) a database this code cannot safely write to."""
+    if revision is None:
+        raise SchemaError(f"the database has no email2ticket schema; {INIT_HINT}")
+    if revision != SCHEMA_REVISION:
+        raise SchemaError(
+            f"the database schema is at revision {revision}, this email2ticket expects {SCHEMA_REVISION}; {INIT_HINT}"
+        )
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Serialise first-use schema creation between concurrent deliveries into a new SQLite file."""
+    lock_path = path.with_name(path.name + ".init-lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o660)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def ensure_schema(engine: Engine, url: str) -> None:
+    """Check the schema before a delivery; on a brand-new SQLite file, create it first.
+
+    The embedded default must just work on first use, so an empty SQLite database is initialised
+    automatically. PostgreSQL is only ever changed by `email2ticket init`, and a database at an
+    older or newer revision is never touched implicitly.
+    """
+    with engine.connect() as connection:
+        revision = current_revision(connection)
+    path = sqlite_path(url) if is_sqlite(url) else None
+    if revision is None and path is not None:
+        with _file_lock(path):
+            with engine.connect() as connection:
+                revision = current_revision(connection)
+                empty = not _has_any_table(connection)
+            if revision is None and empty:
+                from .migrate import upgrade
+
+                upgrade(engine)
+                revision = SCHEMA_REVISION
+    check_revision(revision)
+
+
+def _has_any_table(connection: Connection) -> bool:
+    from sqlalchemy import inspect
+
+    return bool(inspect(connection).get_table_names())

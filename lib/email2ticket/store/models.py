@@ -1,0 +1,125 @@
+"""Typed ORM classes over the tables in schema.py, for the admin commands.
+
+The admin command runs rarely and reads object graphs (a ticket with its requester, comments and
+attachments), which the ORM expresses best. Each class maps the Core table delivery writes to, via
+`__table__`, so there is one schema; the `Mapped[...]` annotations give mypy the column types.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import DeclarativeBase, Mapped, relationship
+
+from . import schema
+
+
+class Base(DeclarativeBase):
+    metadata = schema.metadata
+
+
+class User(Base):
+    __table__ = schema.users
+
+    id: Mapped[int]
+    email: Mapped[str]
+    name: Mapped[str | None]
+    is_technician: Mapped[bool]
+    access: Mapped[str]
+    disabled: Mapped[bool]
+    created_at: Mapped[datetime]
+
+
+class Ticket(Base):
+    __table__ = schema.tickets
+
+    id: Mapped[int]
+    subject: Mapped[str]
+    status: Mapped[str]
+    requester_id: Mapped[int]
+    technician_id: Mapped[int | None]
+    description: Mapped[str]
+    message_id: Mapped[str | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    requester: Mapped[User] = relationship(foreign_keys=[schema.tickets.c.requester_id])
+    technician: Mapped[User | None] = relationship(foreign_keys=[schema.tickets.c.technician_id])
+    comments: Mapped[list[Comment]] = relationship(order_by="Comment.id", back_populates="ticket")
+    attachments: Mapped[list[Attachment]] = relationship(
+        primaryjoin="and_(Attachment.ticket_id == Ticket.id, Attachment.comment_id.is_(None))",
+        order_by="Attachment.id",
+        viewonly=True,
+    )
+
+
+class Comment(Base):
+    __table__ = schema.comments
+
+    id: Mapped[int]
+    ticket_id: Mapped[int]
+    author_id: Mapped[int]
+    body: Mapped[str]
+    message_id: Mapped[str | None]
+    created_at: Mapped[datetime]
+
+    ticket: Mapped[Ticket] = relationship(back_populates="comments")
+    author: Mapped[User] = relationship()
+    attachments: Mapped[list[Attachment]] = relationship(order_by="Attachment.id", viewonly=True)
+
+
+class Attachment(Base):
+    __table__ = schema.attachments
+
+    id: Mapped[int]
+    ticket_id: Mapped[int]
+    comment_id: Mapped[int | None]
+    filename: Mapped[str | None]
+    content_type: Mapped[str]
+    size: Mapped[int]
+    sha256: Mapped[str]
+    data: Mapped[bytes]
+    created_at: Mapped[datetime]
+
+
+class Message(Base):
+    """One delivered message of the audit trail, raw bytes included."""
+
+    __table__ = schema.messages
+
+    id: Mapped[int]
+    received_at: Mapped[datetime]
+    queue_id: Mapped[str | None]
+    envelope_sender: Mapped[str | None]
+    envelope_recipient: Mapped[str | None]
+    sender: Mapped[str | None]
+    message_id: Mapped[str | None]
+    subject: Mapped[str | None]
+    body_digest: Mapped[str]
+    raw_sha256: Mapped[str]
+    idempotency_key: Mapped[str]
+    delivered_key: Mapped[str | None]
+    action: Mapped[str]
+    ticket_id: Mapped[int | None]
+    comment_id: Mapped[int | None]
+    exit_code: Mapped[int]
+    reasons: Mapped[str]
+    size: Mapped[int]
+    raw: Mapped[bytes]
+
+
+class Setting(Base):
+    __table__ = schema.settings
+
+    name: Mapped[str]
+    value: Mapped[str]
+    updated_at: Mapped[datetime]
+
+
+class SeparatorEdit(Base):
+    __table__ = schema.separator_edits
+
+    id: Mapped[int]
+    op: Mapped[str]
+    text: Mapped[str]
+    created_at: Mapped[datetime]
