@@ -55,7 +55,12 @@ def test_twenty_new_tickets_and_twenty_replies_at_once(
 
     news = [mail(f"user{i}@example.com", f"Problem {i}", f"new{i}@x", f"body {i}") for i in range(20)]
     replies = [
-        mail("alice@example.com", "Re: Shared printer [Ticket #1]", f"reply{i}@x", f"reply {i}\n\n> quoted")
+        mail(
+            "alice@example.com",
+            "Re: Shared printer [Ticket #1]",
+            f"reply{i}@x",
+            f"reply {i}\n\nOn Thu, 26 Nov 2026 at 10:00, Help Desk wrote:\n> quoted",
+        )
         for i in range(20)
     ]
     results = deliver_all(database_url, news + replies, tmp_path)
@@ -71,9 +76,7 @@ def test_twenty_new_tickets_and_twenty_replies_at_once(
 
 
 @pytest.mark.slow
-def test_same_message_delivered_concurrently_lands_once(
-    database_url: str, run_admin: Any, tmp_path: Path
-) -> None:
+def test_same_message_delivered_concurrently_lands_once(database_url: str, run_admin: Any, tmp_path: Path) -> None:
     assert run_admin("--database-url", database_url, "init").returncode == 0
     raw = mail("carol@example.com", "VPN drops every hour", "same@x", "It drops.")
     results = deliver_all(database_url, [raw] * 8, tmp_path)

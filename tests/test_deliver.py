@@ -60,7 +60,7 @@ def test_new_ticket_then_requester_reply(desk: Desk) -> None:
     assert all(re.match(r"^[a-z-]+: \S", reason) for reason in outcome["reasons"])
     delivered(desk.deliver("reply_outlook_requester.eml"), "update", 1)
     ticket = desk.ticket(1)
-    assert ticket["subject"] == "Printer jam on floor 2"
+    assert ticket["subject"] == "Printer jam on the second floor"
     assert ticket["requester"] == "alice@example.com" and ticket["technician"] is None
     assert ticket["status"] == "open" and ticket["message_id"] == "<new-ticket-1@example.com>"
     assert ticket["description"].startswith("Hello,\n\nthe printer next to room 204 jams")
@@ -84,8 +84,15 @@ def test_stranger_opens_new_ticket_unless_replies_unrestricted(desk: Desk) -> No
 def test_technician_rights_follow_access_level(desk: Desk) -> None:
     delivered(desk.deliver("new_ticket.eml"), "create", 1)
     desk.admin_ok("user", "add", "bob@helpdesk.example", "--technician", "--name", "Bob")
-    users = json.loads(desk.admin_ok("user", "list", "--json").stdout)
-    assert {"email": "bob@helpdesk.example", "technician": True, "access": "limited"}.items() <= users[0].items()
+    users = {u["email"]: u for u in json.loads(desk.admin_ok("user", "list", "--json").stdout)}
+    assert users["bob@helpdesk.example"] == {
+        "email": "bob@helpdesk.example",
+        "name": "Bob",
+        "technician": True,
+        "access": "limited",
+        "disabled": False,
+    }
+    assert users["alice@example.com"]["technician"] is False  # created as a requester by her first mail
     delivered(desk.deliver("reply_technician.eml"), "create", 2)  # limited access: no rights
     desk.admin_ok("user", "set", "bob@helpdesk.example", "--access", "normal")
     tech2 = (MAIL / "reply_technician.eml").read_bytes().replace(b"tech-reply-1", b"tech-reply-2")
@@ -235,7 +242,9 @@ def test_database_down_defers(postgres_url: str, pg_admin: Any, run_deliver: Any
 def test_unwritable_sqlite_defers(run_deliver: Any, tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the database directory should be")
-    result = run_deliver("--database-url", f"sqlite:///{blocker}/db.sqlite", stdin=(MAIL / "new_ticket.eml").read_bytes())
+    result = run_deliver(
+        "--database-url", f"sqlite:///{blocker}/db.sqlite", stdin=(MAIL / "new_ticket.eml").read_bytes()
+    )
     assert result.returncode == 75, result
     assert result.stderr_first_line.startswith("4.")
 
@@ -310,7 +319,9 @@ def test_empty_and_oversized_input_exit_65(run_deliver: Any, sqlite_url: str, tm
     assert empty.returncode == 65 and empty.stderr_first_line == "5.6.0 no message on standard input", empty
     config = tmp_path / "small.toml"
     config.write_text("max_message_bytes = 100\n")
-    big = run_deliver("--config", str(config), "--database-url", sqlite_url, stdin=(MAIL / "new_ticket.eml").read_bytes())
+    big = run_deliver(
+        "--config", str(config), "--database-url", sqlite_url, stdin=(MAIL / "new_ticket.eml").read_bytes()
+    )
     assert big.returncode == 65 and big.stderr_first_line.startswith("5.3.4 message larger than max_message_bytes")
 
 
@@ -320,7 +331,7 @@ def test_embedded_default_database_just_works(run_deliver: Any, run_admin: Any, 
     assert result.returncode == 0 and result.json["ticket"] == 1, result
     assert (child_home / "data" / "email2ticket" / "email2ticket.db").exists()
     listing = run_admin("tickets", "list", "--json", env=env)
-    assert json.loads(listing.stdout)[0]["subject"] == "Printer jam on floor 2"
+    assert json.loads(listing.stdout)[0]["subject"] == "Printer jam on the second floor"
 
 
 def test_environment_database_url_and_log_file(run_deliver: Any, sqlite_url: str, tmp_path: Path) -> None:

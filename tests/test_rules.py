@@ -54,7 +54,7 @@ def test_stranger_reply_opens_new_ticket_with_every_rule_recorded() -> None:
     ctx = ctx_for("reply_gmail_stranger.eml")
     decision = decide(ctx, facts_for(ctx, ticket=TICKET))
     assert decision.action == "create" and decision.ticket is None and decision.create_sender
-    assert decision.subject == "Printer jam on floor 2"
+    assert decision.subject == "Printer jam on the second floor"
     assert names(decision.results) == [
         "has-sender",
         "already-delivered",

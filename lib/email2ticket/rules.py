@@ -14,6 +14,7 @@ Anything else opens a NEW ticket.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -301,8 +302,7 @@ def decide(ctx: Context, facts: Facts) -> Decision:
         return _refuse(results, ExitCode.DATAERR, "no sender: the message has no From: address and no envelope sender")
     results.append(rule_already_delivered(facts))
     if facts.earlier is not None:
-        ticket = facts.earlier.ticket
-        return Decision("duplicate", ExitCode.OK, tuple(results), ticket=ticket)
+        return Decision("duplicate", ExitCode.OK, tuple(results), ticket=facts.earlier.ticket)
     if ctx.message.message_id:
         results.append(rule_message_id_reused(ctx, facts))
     known = rule_known_sender(ctx, facts)
@@ -324,14 +324,15 @@ def _ticket_to_update(ctx: Context, facts: Facts, results: list[RuleResult]) -> 
     ticket = facts.ticket
     if ticket is None:
         return None
-    for check in (
+    # Seed rule 2: any one of these grants the right to update; stop at the first that does.
+    grants: tuple[Callable[[], RuleResult], ...] = (
         lambda: rule_sender_is_participant(ctx, ticket, facts.sender_user),
         lambda: rule_sender_is_privileged_technician(ctx, facts.sender_user),
         lambda: rule_replies_unrestricted(facts.settings),
-    ):
-        result = check()
-        results.append(result)
-        if result.hit:
+    )
+    for grant in grants:
+        results.append(grant())
+        if results[-1].hit:
             return ticket
     return None
 

@@ -28,7 +28,7 @@ class Parser(argparse.ArgumentParser):
 
 def report_failure(error: DeliveryError, stream: TextIO = sys.stderr) -> ExitCode:
     """First line: enhanced status code and one sentence (Postfix puts it in the bounce)."""
-    print(error.first_line(), file=stream)
+    print(error.first_line(), file=stream, flush=True)
     return error.exit_code
 
 

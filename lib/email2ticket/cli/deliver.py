@@ -75,7 +75,11 @@ def time_budget(seconds: float) -> Iterator[None]:
 
 
 def run(argv: Sequence[str] | None, stdin: BinaryIO, environ: os._Environ[str] | dict[str, str]) -> int:
-    """Everything between the command line and the exit status; raises DeliveryError on failure."""
+    """Everything between the command line and the exit status.
+
+    Failures with a known exit code are reported here, once the configuration is known; only a
+    malformed command line or configuration escapes as DeliveryError, to `main`.
+    """
     try:
         args = build_parser().parse_args(argv)
     except ArgumentError as exc:
@@ -89,16 +93,19 @@ def run(argv: Sequence[str] | None, stdin: BinaryIO, environ: os._Environ[str] |
             outcome = _deliver(stdin, envelope, config, dry_run=args.dry_run)
         code, action, ticket = outcome.exit_code, outcome.decision.action, outcome.ticket
         message_id, note = outcome.message.message_id, outcome.decision.status_reason
+        # The status line goes first: Postfix reads stdout and stderr as one stream, and only a
+        # leading enhanced status code takes precedence over the exit status.
+        if code != ExitCode.OK:
+            print(status_line(code, outcome.decision.status_reason), file=sys.stderr, flush=True)
         if args.json:
             print(json.dumps(outcome.as_json(), ensure_ascii=False, separators=(",", ":")), flush=True)
-        if code != ExitCode.OK:
-            print(status_line(code, outcome.decision.status_reason), file=sys.stderr)
         return int(code)
     except DeliveryError as exc:
         code, note = exc.exit_code, exc.reason
+        report_failure(exc)
         if args.json:
-            print(json.dumps(_failure_json(exc), separators=(",", ":")), flush=True)
-        raise
+            print(json.dumps(_failure_json(exc), ensure_ascii=False, separators=(",", ":")), flush=True)
+        return int(code)
     finally:
         if not args.dry_run:
             write_line(

@@ -11,7 +11,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, insert, select, update
 
@@ -23,7 +23,7 @@ from .engine import ensure_schema, make_engine, normalise_url, redact
 from .errors import translate_errors
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+    from sqlalchemy.engine import Connection, CursorResult
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ class DeliveryTransaction:
         result = self.conn.execute(
             insert(t.users).values(email=email, is_technician=False, access="none", disabled=False)
         )
-        return int(result.inserted_primary_key[0])
+        return _new_id(result)
 
     def _create_ticket(self, decision: Decision, ctx: Context) -> int:
         requester = self._sender_id(ctx)
@@ -183,7 +183,7 @@ class DeliveryTransaction:
                 message_id=ctx.message.message_id,
             )
         )
-        ticket_id = int(result.inserted_primary_key[0])
+        ticket_id = _new_id(result)
         self._attachments(ctx, ticket_id, None)
         return ticket_id
 
@@ -194,7 +194,7 @@ class DeliveryTransaction:
                 ticket_id=ticket_id, author_id=author, body=decision.body, message_id=ctx.message.message_id
             )
         )
-        comment_id = int(result.inserted_primary_key[0])
+        comment_id = _new_id(result)
         changes: dict[str, object] = {"updated_at": t.utcnow()}
         if decision.reopen:
             changes["status"] = "open"
@@ -249,7 +249,13 @@ class DeliveryTransaction:
                 raw=raw,
             )
         )
-        return int(result.inserted_primary_key[0])
+        return _new_id(result)
+
+
+def _new_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None, "an INSERT into a table with an integer primary key"
+    return int(key[0])
 
 
 def count_rows(connection: Connection, table: str) -> int:
