@@ -11,8 +11,8 @@ import io
 from pathlib import Path
 
 import pytest
-from corpus import corpus_messages
 
+from corpus import corpus_messages
 from email2ticket.cli.deliver import run
 
 MESSAGES = corpus_messages()

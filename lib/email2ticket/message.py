@@ -54,7 +54,7 @@ _LINE_BREAK = re.compile(r"\r?\n|\r")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _MSG_ID_TOKEN = re.compile(r"<([^<>]*)>")
 _WHITESPACE = re.compile(r"\s+")
-_ANGLE_ADDR = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
+_ANGLE_ADDR = re.compile(r"<([^<>\s\"]+@[^<>\s\"]+)(?:>|\s*$)")
 _BARE_ADDR = re.compile(r"[^\s<>(),;:\"]+@[^\s<>(),;:\"]+")
 _UNSAFE_NAME_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _DRIVE_PREFIX = re.compile(r"^[A-Za-z]:")
@@ -70,8 +70,13 @@ _KNOWN_FIELD = re.compile(
 
 # Senders (Outlook, Windows mailers) routinely put superset bytes under the subset label (zammad mail031.box:
 # GBK characters labelled gb2312).  The WHATWG encoding standard decodes these labels with the superset.
-_SUPERSET_CODECS = {"iso8859-1": "cp1252", "gb2312": "gb18030", "gbk": "gb18030", "shift_jis": "cp932",
-                    "euc_kr": "cp949"}
+_SUPERSET_CODECS = {
+    "iso8859-1": "cp1252",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "shift_jis": "cp932",
+    "euc_kr": "cp949",
+}
 _UNICODE_CODECS = frozenset({"utf-8", "ascii"})
 # A 7-bit charset cannot describe 8-bit bytes: Japanese mailers that label the body iso-2022-jp write raw
 # header bytes in Shift_JIS (zammad mail093.box).
@@ -80,14 +85,27 @@ _EIGHT_BIT_SIBLINGS = {"iso2022_jp": "cp932", "iso2022_kr": "cp949"}
 # Extensions for the fallback name of an attachment sent without one; deterministic, unlike mimetypes, which
 # also reads the host's /etc/mime.types.
 _EXTENSIONS = {
-    "application/pdf": ".pdf", "application/zip": ".zip", "application/json": ".json",
-    "application/msword": ".doc", "application/vnd.ms-excel": ".xls",
+    "application/pdf": ".pdf",
+    "application/zip": ".zip",
+    "application/json": ".json",
+    "application/msword": ".doc",
+    "application/vnd.ms-excel": ".xls",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
-    "application/pgp-signature": ".asc", "application/pkcs7-signature": ".p7s",
-    "image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp", "image/bmp": ".bmp",
-    "text/plain": ".txt", "text/html": ".html", "text/csv": ".csv", "text/calendar": ".ics",
-    "message/rfc822": ".eml", "message/global": ".eml", "message/delivery-status": ".txt",
+    "application/pgp-signature": ".asc",
+    "application/pkcs7-signature": ".p7s",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+    "image/bmp": ".bmp",
+    "text/plain": ".txt",
+    "text/html": ".html",
+    "text/csv": ".csv",
+    "text/calendar": ".ics",
+    "message/rfc822": ".eml",
+    "message/global": ".eml",
+    "message/delivery-status": ".txt",
 }
 
 
@@ -139,7 +157,7 @@ class ParsedMessage:
         return tuple(value for key, value in self.headers if key.lower() == wanted)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Public functions
 
 
@@ -186,7 +204,7 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
     return _sanitise_name(name or "") or _sanitise_name(fallback) or "attachment"
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Defect notes
 
 
@@ -218,7 +236,7 @@ def _describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Building the MIME tree
 
 
@@ -327,7 +345,8 @@ class _Node:
 
     @property
     def is_leaf(self) -> bool:
-        return not self.children and not self.pruned
+        # A multipart left here is a container (boundary-less ones became text/plain), even if it is empty.
+        return not self.children and not self.pruned and not self.content_type.startswith("multipart/")
 
 
 def _location(path: str) -> str:
@@ -348,8 +367,9 @@ def _walk(root: Message, notes: _Notes) -> list[_Node]:
             node.pruned = True
             notes.add(f"MIME parts nested deeper than {MAX_DEPTH} levels were ignored")
             continue
-        node.children = [_make_node(sub, node, f"{node.path}.{i}".lstrip("."), notes)
-                         for i, sub in enumerate(subparts, 1)]
+        node.children = [
+            _make_node(sub, node, f"{node.path}.{i}".lstrip("."), notes) for i, sub in enumerate(subparts, 1)
+        ]
         stack.extend(reversed(node.children))
     return order
 
@@ -372,7 +392,7 @@ def _subparts(node: _Node) -> list[Message]:
     return [sub for sub in payload if isinstance(sub, Message)] if isinstance(payload, list) else []
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Extraction
 
 
@@ -380,7 +400,8 @@ def _extract(root: Message, raw: bytes, notes: _Notes) -> ParsedMessage:
     nodes = _walk(root, notes)
     hint = _charset_hint(nodes)
     text, html_converted, body_nodes = _body_text(nodes[0], notes)
-    attachments = tuple(_attachment(node, notes, hint) for node in nodes if node.is_leaf and node not in body_nodes)
+    leaves = [node for node in nodes if node.is_leaf and node not in body_nodes]
+    attachments = tuple(_attachment(node, notes, hint) for node in leaves)
     for node in nodes:
         for defect in node.part.defects:
             notes.add(f"{node.location}: {_describe_exception(defect)}")
@@ -406,14 +427,15 @@ def _extract(root: Message, raw: bytes, notes: _Notes) -> ParsedMessage:
 def _last_resort(raw: bytes, notes: _Notes) -> ParsedMessage:
     """Every tree builder failed: keep the digest and the body bytes as text, so nothing is lost silently."""
     body = raw[_body_offset(raw) :]
-    return ParsedMessage(text=_clean(_guess_decode(body)), body_digest=_body_digest(raw), defects=notes.freeze())
+    text = _clean(_guess_decode(body))
+    return ParsedMessage(text=text, body_digest=_body_digest(raw), defects=notes.freeze())
 
 
 def _charset_hint(nodes: list[_Node]) -> str | None:
     """The message's first non-Unicode charset, for undeclared 8-bit bytes in headers and filenames.
 
-    Mailers that put raw 8-bit text in headers use the charset of the body (zammad mail046.box: GBK
-    subject, gb2312 body; mail093.box: Shift_JIS); Thunderbird falls back to the body charset the same way.
+    Mailers that put raw 8-bit text in headers mostly use the charset of the body (zammad mail093.box:
+    Shift_JIS subject, iso-2022-jp body), so it is the best guess after UTF-8.
     """
     for node in nodes:
         codec = _codec(_param(node.part, "charset"))
@@ -484,7 +506,8 @@ def _alternatives_of(body: _Node) -> set[_Node]:
     while stack:
         node = stack.pop()
         stack.extend(node.children)
-        if node.is_leaf and node.content_type in ("text/plain", "text/html") and node.disposition != "attachment":
+        is_text = node.content_type in ("text/plain", "text/html")
+        if node.is_leaf and is_text and node.disposition != "attachment":
             found.add(node)
     return found
 
@@ -512,7 +535,7 @@ def _is_inline(node: _Node) -> bool:
     return in_related and _first_raw(_raw_items(node.part), "content-id") is not None
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Part content
 
 
@@ -549,7 +572,7 @@ def _message_bytes(node: _Node, notes: _Notes) -> bytes:
         try:
             data = _flatten(payload[0] if single else node.part)
         except Exception as exc:  # e.g. RecursionError on an attached message nested hundreds of levels deep
-            notes.add(f"{node.location}: attached message could not be serialised: {_describe_exception(exc)}")
+            notes.add(f"{node.location}: attached message not serialised: {_describe_exception(exc)}")
             return b""
         if not single:  # message/delivery-status: header blocks; drop the part's own header
             data = data[data.find(b"\n\n") + 2 :] if node.part.keys() else data
@@ -638,7 +661,7 @@ def _strip_tags(html: str) -> str:
     return html_module.unescape(_TAG.sub("", text))
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # MIME parameters, read defensively
 
 
@@ -705,7 +728,7 @@ def _compat(part: Message) -> Message:
     return message
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Headers
 
 
@@ -818,9 +841,9 @@ def _normalise_addr_spec(addr: str) -> str | None:
     if not at or not local or not domain or len(addr) > 320:
         return None
     quoted_local = len(local) > 1 and local.startswith('"') and local.endswith('"')
-    if any(char in domain for char in " \t<>(),;:\"\\@") or not domain.replace(".", ""):
+    if any(char in domain for char in ' \t<>(),;:"\\@') or not domain.replace(".", ""):
         return None
-    if not quoted_local and any(char in local for char in " \t<>(),;:\"\\"):
+    if not quoted_local and any(char in local for char in ' \t<>(),;:"\\'):
         return None
     return f"{local}@{domain}"
 
@@ -837,7 +860,8 @@ def _message_id(raw: str | None) -> str | None:
 
 
 def _msg_ids(items: list[tuple[str, str]], name: str) -> tuple[str, ...]:
-    return tuple(token for key, value in items if key.lower() == name for token in _msg_id_tokens(_unfold(value)))
+    values = (_unfold(value) for key, value in items if key.lower() == name)
+    return tuple(token for value in values for token in _msg_id_tokens(value))
 
 
 def _msg_id_tokens(value: str) -> list[str]:
@@ -845,7 +869,7 @@ def _msg_id_tokens(value: str) -> list[str]:
     return [f"<{token}>" for token in tokens if token]
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Text hygiene
 
 
@@ -857,8 +881,7 @@ def _repair_surrogates(text: str, hint: str | None = None) -> str:
         # A raw header value: decode it whole, as Shift_JIS trail bytes can be ASCII (zammad mail093.box).
         return _guess_decode(text.encode("ascii", "surrogateescape"), hint)
     except UnicodeEncodeError:  # already partly decoded text: decode each run of escaped bytes on its own
-        return _SURROGATE_RUN.sub(lambda run: _guess_decode(run.group().encode("utf-8", "surrogateescape"), hint),
-                                  text)
+        return _SURROGATE_RUN.sub(lambda run: _guess_decode(run.group().encode("utf-8", "surrogateescape"), hint), text)
 
 
 def _clean(text: str) -> str:
@@ -892,7 +915,7 @@ def _fallback_name(content_type: str) -> str:
     return f"attachment{extension}"
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------------------------
 # Body digest
 
 

@@ -84,7 +84,7 @@ class DeliveryTransaction:
     # --- reading the facts ----------------------------------------------------------------------
 
     def rule_settings(self) -> tuple[RuleSettings, tuple[str, ...]]:
-        rows = dict(self.conn.execute(select(t.settings.c.name, t.settings.c.value)).tuples().all())
+        rows = {name: value for name, value in self.conn.execute(select(t.settings.c.name, t.settings.c.value))}
         edits = self.conn.execute(
             select(t.separator_edits.c.op, t.separator_edits.c.text).order_by(t.separator_edits.c.id)
         ).all()
