@@ -126,10 +126,19 @@ def test_duplicate_delivery_is_stored_once(desk: Desk) -> None:
     delivered(desk.deliver(raw), "duplicate", 1)
     assert len(desk.tickets()) == 1
     assert [m["action"] for m in desk.messages()] == ["create", "duplicate", "duplicate"]
-    # Without a Message-ID the body digest alone is the key.
+    # Without a Message-ID the body digest and the headers relays leave alone are the key.
     no_id = re.sub(rb"Message-ID: [^\n]*\n", b"", raw).replace(b"jams on every", b"stalls on every")
     delivered(desk.deliver(no_id), "create", 2)
-    delivered(desk.deliver(no_id), "duplicate", 2)
+    delivered(desk.deliver(b"Received: from relay3.example.net; Thu, 26 Nov 2026 09:30:00\n" + no_id), "duplicate", 2)
+
+
+def test_empty_bodied_alerts_without_message_id_are_not_duplicates(desk: Desk) -> None:
+    def alert(host: str) -> bytes:
+        return f"From: nagios@monitor.example\nTo: helpdesk@helpdesk.example\nSubject: DOWN: {host}\n\n".encode()
+
+    delivered(desk.deliver(alert("srv1")), "create", 1)
+    delivered(desk.deliver(alert("srv2")), "create", 2)
+    delivered(desk.deliver(alert("srv1")), "duplicate", 1)
 
 
 def test_reused_message_id_with_other_body_is_delivered(desk: Desk) -> None:

@@ -62,12 +62,21 @@ def check_size(raw: bytes, max_message_bytes: int) -> None:
         raise DataError(f"message larger than max_message_bytes ({max_message_bytes} bytes)", status="5.3.4")
 
 
+# Without a Message-ID the body alone would make every empty-bodied alert ("Subject: disk full on
+# srv1", "... srv2") a duplicate of the first: these headers, which a relay never changes, join it.
+STABLE_HEADERS = ("from", "to", "cc", "subject", "date")
+
+
 def message_keys(message: ParsedMessage, raw: bytes) -> MessageKeys:
-    """The idempotency key: Message-ID with the body digest (copies differ in Received: headers),
-    or the body digest alone when there is no Message-ID."""
+    """The idempotency key: the Message-ID with the body digest (copies differ in Received: headers),
+    or, without a Message-ID, the body digest with the headers relays leave alone."""
     from .store.delivery import MessageKeys
 
-    basis = f"{message.message_id}\n{message.body_digest}" if message.message_id else message.body_digest
+    if message.message_id:
+        basis = f"{message.message_id}\n{message.body_digest}"
+    else:
+        stable = "\n".join(f"{name}: {message.header(name) or ''}" for name in STABLE_HEADERS)
+        basis = f"{stable}\n{message.body_digest}"
     return MessageKeys(
         idempotency_key=hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest(),
         body_digest=message.body_digest,
