@@ -353,3 +353,27 @@ def test_environment_database_url_and_log_file(run_deliver: Any, sqlite_url: str
     assert result.returncode == 0, result
     line = log.read_text()
     assert "queue_id=4F2A1C0123 message_id=<new-ticket-1@example.com> action=create ticket=1 exit=0" in line
+
+
+def test_delivery_timeout_rolls_back_and_defers(sqlite_url: str, run_deliver: Any, run_admin: Any, tmp_path: Path) -> None:
+    config = tmp_path / "budget.toml"
+    config.write_text("delivery_timeout = 0.02\n")  # less than importing the database layer takes
+    raw = (MAIL / "new_ticket.eml").read_bytes()
+    result = run_deliver("--config", str(config), "--database-url", sqlite_url, "--json", stdin=raw)
+    assert result.returncode == 75, result
+    assert result.stderr_first_line.startswith("4.3.0 delivery took longer than delivery_timeout (0.02 s)")
+    assert result.json["action"] == "defer"
+    assert json.loads(run_admin("--database-url", sqlite_url, "tickets", "list", "--json").stdout) == []
+
+
+def test_every_reason_names_a_documented_rule(desk: Desk) -> None:
+    from email2ticket.rules import RULES
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    documented = {name for name, _ in RULES}
+    delivered(desk.deliver("new_ticket.eml"), "create", 1)
+    seen = set()
+    for name in ("reply_outlook_requester.eml", "reply_gmail_stranger.eml", "reply_technician.eml"):
+        seen |= {reason.split(":", 1)[0] for reason in desk.deliver(name).json["reasons"]}
+    assert seen <= documented
+    assert all(f"`{name}`" in readme for name in documented)
