@@ -82,6 +82,7 @@ def test_stranger_opens_new_ticket_unless_replies_unrestricted(desk: Desk) -> No
 
 
 def test_technician_rights_follow_access_level(desk: Desk) -> None:
+    desk.admin_ok("settings", "set", "sender_verification", "off")  # the seed rules; see test_auth_delivery.py
     delivered(desk.deliver("new_ticket.eml"), "create", 1)
     desk.admin_ok("user", "add", "bob@helpdesk.example", "--technician", "--name", "Bob")
     users = {u["email"]: u for u in json.loads(desk.admin_ok("user", "list", "--json").stdout)}
@@ -104,6 +105,7 @@ def test_technician_rights_follow_access_level(desk: Desk) -> None:
 
 
 def test_assigned_technician_and_reopen(desk: Desk) -> None:
+    desk.admin_ok("settings", "set", "sender_verification", "off")  # the seed rules; see test_auth_delivery.py
     delivered(desk.deliver("new_ticket.eml"), "create", 1)
     desk.admin_ok("user", "add", "bob@helpdesk.example", "--technician")
     desk.admin_ok("ticket", "assign", "1", "bob@helpdesk.example")
@@ -355,7 +357,9 @@ def test_environment_database_url_and_log_file(run_deliver: Any, sqlite_url: str
     assert "queue_id=4F2A1C0123 message_id=<new-ticket-1@example.com> action=create ticket=1 exit=0" in line
 
 
-def test_delivery_timeout_rolls_back_and_defers(sqlite_url: str, run_deliver: Any, run_admin: Any, tmp_path: Path) -> None:
+def test_delivery_timeout_rolls_back_and_defers(
+    sqlite_url: str, run_deliver: Any, run_admin: Any, tmp_path: Path
+) -> None:
     config = tmp_path / "budget.toml"
     config.write_text("delivery_timeout = 0.02\n")  # less than importing the database layer takes
     raw = (MAIL / "new_ticket.eml").read_bytes()

@@ -192,6 +192,14 @@ def test_html_only_newsletter_is_converted() -> None:
     assert "<" not in parsed.text
     assert "do not show" not in parsed.text and "color: red" not in parsed.text
     assert parsed.attachments == ()
+    assert parsed.html is not None and "Monthly Newsletter" in parsed.html  # the source, for reply cutting
+
+
+def test_html_alternative_is_kept_beside_the_text() -> None:
+    parsed = parse_fixture("inline_image.eml")  # multipart/related > alternative (text/plain, text/html)
+    assert parsed.html is not None and parsed.html.lstrip().startswith("<")
+    assert not parsed.html_converted
+    assert parse_fixture("rfc2047_subject_de.eml").html is None  # text/plain only
 
 
 def test_attached_message_is_kept_whole() -> None:

@@ -32,13 +32,51 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class DnsConfig:
+    """How sender verification asks DNS for DKIM keys and DMARC records.
+
+    Only a message whose sender's rights depend on a DKIM verification ever queries DNS. The budget
+    covers every query of one delivery together, so a slow resolver costs at most that much before the
+    message is deferred (75) or, when the answer does not matter, recorded and ignored.
+    """
+
+    resolvers: tuple[str, ...] = ()  # "IP" or "IP:PORT" ("[IPv6]:PORT"); empty: /etc/resolv.conf
+    time_budget: float = 10.0  # seconds for all DNS queries of one delivery together
+
+
+FALLBACKS = ("standalone", "tempfail")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """The resident delivery service (`email2ticket serve`) and how the pipe command reaches it.
+
+    The pipe command stays the MTA's interface; with `socket` set it hands each message to the
+    service over that Unix socket instead of importing and connecting everything itself. `lmtp`
+    lets Postfix deliver over LMTP with no process per message. `fallback` says what the pipe does
+    when the service cannot be reached: deliver standalone (slower, never loses mail) or exit 75.
+    """
+
+    socket: str | None = None  # Unix socket for email2ticket-deliver; None: always standalone
+    socket_mode: int = 0o660  # who may connect: the MTA's pipe user must be able to
+    socket_group: str | None = None  # group of the sockets (e.g. "postfix" for lmtp:unix:)
+    lmtp: str | None = None  # "unix:/path" or "127.0.0.1:PORT" / "[::1]:PORT" (loopback only)
+    fallback: str = "standalone"  # "standalone" or "tempfail" when the service is unreachable
+    workers: int = 1  # service processes (pre-forked, sharing the sockets)
+    threads: int = 4  # concurrent deliveries (and database connections) per process
+
+
+@dataclass(frozen=True)
 class Config:
     """Validated infrastructure settings; see examples/config.toml for each key's meaning."""
 
     database_url: str | None = None
     max_message_bytes: int = 50 * 1024 * 1024
     delivery_timeout: float = 60.0
+    max_attempts: int = 5  # unexpected failures of one message before it is quarantined (quarantine.py)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
     source: str | None = None  # the file this came from, for error messages and `doctor`
 
     def resolved_database_url(self) -> str:
@@ -100,9 +138,11 @@ def parse_config_file(path: Path) -> Config:
 
 def config_from_mapping(data: dict[str, Any], *, source: str | None = None) -> Config:
     """Validate a parsed TOML document into a Config; unknown keys and wrong types are errors."""
-    known = {"database_url", "max_message_bytes", "delivery_timeout", "logging"}
+    known = {"database_url", "max_message_bytes", "delivery_timeout", "max_attempts", "logging", "dns", "service"}
     _refuse_unknown(data, known, "")
     logging = _logging_from_mapping(data.get("logging", {}))
+    dns = _dns_from_mapping(data.get("dns", {}))
+    service = _service_from_mapping(data.get("service", {}))
     url = data.get("database_url")
     if url is not None and (not isinstance(url, str) or not url.strip()):
         raise ConfigurationError("database_url must be a non-empty string")
@@ -112,11 +152,17 @@ def config_from_mapping(data: dict[str, Any], *, source: str | None = None) -> C
     timeout = data.get("delivery_timeout", Config.delivery_timeout)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigurationError("delivery_timeout must be a positive number of seconds")
+    attempts = data.get("max_attempts", Config.max_attempts)
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise ConfigurationError("max_attempts must be a positive integer")
     return Config(
         database_url=url,
         max_message_bytes=size,
         delivery_timeout=float(timeout),
+        max_attempts=attempts,
         logging=logging,
+        dns=dns,
+        service=service,
         source=source,
     )
 
@@ -137,6 +183,122 @@ def _logging_from_mapping(data: Any) -> LoggingConfig:
     if not isinstance(facility, str):
         raise ConfigurationError("logging.facility must be a syslog facility name such as 'mail'")
     return LoggingConfig(target=target, file=log_file, facility=facility)
+
+
+def _dns_from_mapping(data: Any) -> DnsConfig:
+    if not isinstance(data, dict):
+        raise ConfigurationError("[dns] must be a table")
+    _refuse_unknown(data, {"resolvers", "time_budget"}, "dns.")
+    resolvers = data.get("resolvers", [])
+    if not isinstance(resolvers, list) or not all(isinstance(r, str) for r in resolvers):
+        raise ConfigurationError('dns.resolvers must be a list of addresses such as ["127.0.0.1", "[::1]:53"]')
+    for resolver in resolvers:
+        try:
+            parse_resolver(resolver)
+        except ValueError as exc:
+            raise ConfigurationError(f"dns.resolvers: {exc}") from exc
+    budget = data.get("time_budget", DnsConfig.time_budget)
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or budget <= 0:
+        raise ConfigurationError("dns.time_budget must be a positive number of seconds")
+    return DnsConfig(resolvers=tuple(resolvers), time_budget=float(budget))
+
+
+def parse_resolver(text: str) -> tuple[str, int]:
+    """'192.0.2.1', '192.0.2.1:5353', '::1' or '[::1]:5353' -> (address, port); ValueError otherwise."""
+    import ipaddress
+
+    host, port = text.strip(), 53
+    if host.startswith("["):
+        host, _, rest = host[1:].partition("]")
+        if rest:
+            if not rest.startswith(":") or not rest[1:].isdigit():
+                raise ValueError(f"{text!r} is not ADDRESS, ADDRESS:PORT or [IPv6]:PORT")
+            port = int(rest[1:])
+    elif host.count(":") == 1:
+        host, _, port_text = host.partition(":")
+        if not port_text.isdigit():
+            raise ValueError(f"{text!r} has no valid port")
+        port = int(port_text)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address (name servers are given by address)") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"{text!r}: port out of range")
+    return host, port
+
+
+def _service_from_mapping(data: Any) -> ServiceConfig:
+    if not isinstance(data, dict):
+        raise ConfigurationError("[service] must be a table")
+    known = {"socket", "socket_mode", "socket_group", "lmtp", "fallback", "workers", "threads"}
+    _refuse_unknown(data, known, "service.")
+    socket = data.get("socket")
+    if socket is not None and (not isinstance(socket, str) or not socket.startswith("/")):
+        raise ConfigurationError("service.socket must be an absolute path such as /run/email2ticket/deliver.sock")
+    mode = data.get("socket_mode", "0660")
+    if not isinstance(mode, str) or not _is_octal_mode(mode):
+        raise ConfigurationError('service.socket_mode must be an octal string such as "0660"')
+    group = data.get("socket_group")
+    if group is not None and (not isinstance(group, str) or not group):
+        raise ConfigurationError("service.socket_group must be a group name")
+    lmtp = data.get("lmtp")
+    if lmtp is not None:
+        if not isinstance(lmtp, str):
+            raise ConfigurationError('service.lmtp must be "unix:/path" or "127.0.0.1:PORT"')
+        try:
+            parse_listen_address(lmtp)
+        except ValueError as exc:
+            raise ConfigurationError(f"service.lmtp: {exc}") from exc
+    fallback = data.get("fallback", "standalone")
+    if fallback not in FALLBACKS:
+        raise ConfigurationError(f"service.fallback must be one of {', '.join(FALLBACKS)}")
+    counts: dict[str, int] = {}
+    for key, default in (("workers", ServiceConfig.workers), ("threads", ServiceConfig.threads)):
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
+            raise ConfigurationError(f"service.{key} must be an integer from 1 to 64")
+        counts[key] = value
+    return ServiceConfig(
+        socket=socket,
+        socket_mode=int(mode, 8),
+        socket_group=group,
+        lmtp=lmtp,
+        fallback=fallback,
+        workers=counts["workers"],
+        threads=counts["threads"],
+    )
+
+
+def _is_octal_mode(text: str) -> bool:
+    return 1 <= len(text) <= 4 and all(c in "01234567" for c in text)
+
+
+def parse_listen_address(text: str) -> tuple[str, str | int]:
+    """'unix:/path' -> ("unix", path); '127.0.0.1:24' or '[::1]:24' -> (host, port); ValueError otherwise.
+
+    TCP is refused on anything but loopback: LMTP has no authentication, so whoever reaches the port
+    could open tickets in anyone's name.
+    """
+    import ipaddress
+
+    if text.startswith("unix:"):
+        path = text[len("unix:") :]
+        if not path.startswith("/"):
+            raise ValueError(f"{text!r}: the socket path must be absolute (unix:/run/email2ticket/lmtp.sock)")
+        return "unix", path
+    host, sep, port_text = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"{text!r} is not unix:/PATH, HOST:PORT or [IPv6]:PORT")
+    if host != "localhost":
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            raise ValueError(f"{text!r}: the host must be a loopback address such as 127.0.0.1") from None
+        if not loopback:
+            raise ValueError(f"{text!r}: LMTP listens on loopback only (it has no authentication)")
+    return host, int(port_text)
 
 
 def _refuse_unknown(data: dict[str, Any], known: set[str], prefix: str) -> None:

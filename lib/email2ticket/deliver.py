@@ -12,6 +12,8 @@ import hashlib
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from .auth import AuthPolicy, offline_verdict, verify_sender
+from .config import DnsConfig
 from .envelope import Envelope
 from .exits import DataError, ExitCode, TemporaryFailure
 from .message import ParsedMessage, parse_message
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
 # Concurrent deliveries of the same message (or the first mails of one new sender) can collide on a
 # unique key; the loser retries once the winner has committed, and then sees a duplicate.
 CONFLICT_RETRIES = 3
+# Sender verification runs between two transactions; if an admin changes its settings in between,
+# the verdict is recomputed, but not forever.
+VERIFY_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,10 @@ def message_keys(message: ParsedMessage, raw: bytes) -> MessageKeys:
     )
 
 
+# How often an unexpected error may fail the same message before it is quarantined (quarantine.py).
+DEFAULT_MAX_ATTEMPTS = 5
+
+
 def deliver(
     raw: bytes,
     envelope: Envelope,
@@ -92,8 +101,68 @@ def deliver(
     *,
     max_message_bytes: int,
     dry_run: bool = False,
+    max_attempts: int | None = DEFAULT_MAX_ATTEMPTS,
+    dns: DnsConfig | None = None,
 ) -> Outcome:
-    """Deliver one message; raises DeliveryError subclasses for failures with a known exit code."""
+    """Deliver one message; raises DeliveryError subclasses for failures with a known exit code.
+
+    An unexpected error (a bug, a value the database refuses) counts against the message: the attempt
+    is recorded and deferred (75), and the `max_attempts`-th is quarantined and returned as a success
+    (exit 0), so the MTA does not retry a poison message for days. None: never count (replay).
+    `dns` is where sender verification asks for DKIM keys (default: the system resolver, 10 s budget).
+    """
+    try:
+        return _deliver(raw, envelope, store, max_message_bytes=max_message_bytes, dry_run=dry_run, dns=dns)
+    except Exception as exc:
+        from .quarantine import is_poison_suspect
+
+        if dry_run or max_attempts is None or not is_poison_suspect(exc):
+            raise
+        return _count_failure(raw, envelope, store, exc, max_attempts)
+
+
+def _count_failure(
+    raw: bytes, envelope: Envelope, store: DeliveryStore, error: Exception, max_attempts: int
+) -> Outcome:
+    """Record a failed attempt in a fresh transaction; quarantine the message at max_attempts."""
+    from .quarantine import describe, fallback_keys, quarantine_outcome, record_failure, suspect_failure
+
+    try:
+        message = parse_message(raw)
+        keys, sender = message_keys(message, raw), identify_sender(message, envelope).address
+    except Exception:  # the error came from parsing itself: recognise the message by its bytes
+        message, keys, sender = ParsedMessage(), fallback_keys(raw), None
+    try:
+        attempt = record_failure(
+            store,
+            raw,
+            envelope,
+            keys,
+            sender=sender,
+            subject=message.subject or None,
+            error=error,
+            max_attempts=max_attempts,
+        )
+    except Exception as exc:  # the database cannot even take the record: a plain retry (75)
+        error.add_note(f"email2ticket: this failed attempt could not be recorded: {describe(exc)}")
+        attempt = None
+    if attempt is None:
+        raise error
+    if attempt.quarantined:
+        return quarantine_outcome(attempt, error, message)
+    raise suspect_failure(attempt, error) from error
+
+
+def _deliver(
+    raw: bytes,
+    envelope: Envelope,
+    store: DeliveryStore,
+    *,
+    max_message_bytes: int,
+    dry_run: bool = False,
+    dns: DnsConfig | None = None,
+) -> Outcome:
+    """One delivery without failure counting; see deliver()."""
     from sqlalchemy.exc import IntegrityError
 
     check_size(raw, max_message_bytes)
@@ -102,13 +171,33 @@ def deliver(
     keys = message_keys(message, raw)
     for _attempt in range(CONFLICT_RETRIES):
         try:
-            return _deliver_once(ctx, raw, keys, store, dry_run=dry_run)
+            return _deliver_verified(ctx, raw, keys, store, dry_run=dry_run, dns=dns or DnsConfig())
         except IntegrityError as exc:
             last = exc
     raise TemporaryFailure("the message kept colliding with concurrent deliveries; try again") from last
 
 
-def _deliver_once(ctx: Context, raw: bytes, keys: MessageKeys, store: DeliveryStore, *, dry_run: bool) -> Outcome:
+def _deliver_verified(
+    ctx: Context, raw: bytes, keys: MessageKeys, store: DeliveryStore, *, dry_run: bool, dns: DnsConfig
+) -> Outcome:
+    """One delivery; when its decision depends on a DKIM verdict, verify between two transactions.
+
+    The first transaction finds that out and writes nothing; DNS is asked outside any transaction (a
+    SQLite write lock must never wait on a resolver), over the exact bytes received; the second
+    transaction looks the facts up again and decides with the verdict.
+    """
+    for _round in range(VERIFY_ROUNDS):
+        step = _deliver_once(ctx, raw, keys, store, dry_run=dry_run)
+        if isinstance(step, Outcome):
+            return step
+        ctx = replace(ctx, auth=verify_sender(raw, ctx.message, step, dns))
+    raise TemporaryFailure("the sender verification settings kept changing during this delivery; try again")
+
+
+def _deliver_once(
+    ctx: Context, raw: bytes, keys: MessageKeys, store: DeliveryStore, *, dry_run: bool
+) -> Outcome | AuthPolicy:
+    """Decide and write in one transaction; returns the AuthPolicy to verify under when DNS is needed first."""
     with store.transaction(commit=not dry_run) as tx:
         settings, separators = tx.rule_settings()
         reference = find_ticket_reference(ctx.message.subject, bare_numbers=settings.bare_number_references)
@@ -116,6 +205,16 @@ def _deliver_once(ctx: Context, raw: bytes, keys: MessageKeys, store: DeliverySt
             sender=ctx.sender.address, reference=reference, keys=keys, settings=settings, separators=separators
         )
         decision = decide(ctx, facts)
+        policy = AuthPolicy.from_settings(settings)
+        if decision.auth_needed and (ctx.auth is None or ctx.auth.policy != policy):
+            verdict = offline_verdict(ctx.message, policy)  # the headers alone: no DNS, no dkimpy
+            if verdict is None:
+                return policy  # nothing was written; leaving the block ends an empty transaction
+            ctx = replace(ctx, auth=verdict)
+            decision = decide(ctx, facts)
+        if decision.action == "defer" and not dry_run:
+            # A DNS temperror decided the outcome: roll back and let the MTA retry.
+            raise TemporaryFailure(decision.status_reason, status="4.4.3")
         if dry_run:
             return Outcome(decision, ctx.message, dry_run=True)
         written = tx.apply(decision, ctx, raw, keys)

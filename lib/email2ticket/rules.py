@@ -10,23 +10,37 @@ The seed rules, from the product email2ticket replaces: a message UPDATES ticket
 subject ends with a reference to an existing ticket N AND (the sender is its requester or assigned
 technician, OR the sender is a technician with normal/full access, OR restrict_replies is off).
 Anything else opens a NEW ticket.
+
+Sender verification (auth.py) narrows the right to update: with sender_verification=technicians
+(the default) the technician privileges - the assigned-technician branch of the participant rule and
+the privileged-technician rule - hold only for an authenticated sender; with `all`, every update
+needs one. The verdict is data on the Context, computed by the shell; `decide()` asks for it
+(`Decision.auth_pending`) only when a privilege that needs it would be granted, so most mail never
+costs a DNS query. A sender denied a privilege for want of authentication opens a new ticket flagged
+as unverified; a DNS temperror that decides the outcome defers the message (75).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Literal
 
 from .envelope import Envelope
 from .exits import ExitCode
 from .message import ParsedMessage
-from .reply import ReplyCut, strip_reply
+from .reply import ReplyCut, extract_reply
 from .settings import RuleSettings
 from .subject import clean_subject, has_reply_prefix
 
-Action = Literal["create", "update", "duplicate", "reject", "ignore"]
-ACTIONS: tuple[Action, ...] = ("create", "update", "duplicate", "reject", "ignore")
+if TYPE_CHECKING:
+    from .auth import Verdict
+
+# "defer" never reaches the database: it is a DNS temperror that decided the outcome (exit 75).
+# "defer" and "quarantine" are never decided by a rule: delivery records them for failed attempts
+# (see quarantine.py), and "replayed" marks a quarantined message the admin delivered again.
+Action = Literal["create", "update", "duplicate", "reject", "ignore", "defer", "quarantine", "replayed"]
+ACTIONS: tuple[Action, ...] = ("create", "update", "duplicate", "reject", "ignore", "defer", "quarantine", "replayed")
 PRIVILEGED_ACCESS = frozenset({"normal", "full"})
 ACCESS_LEVELS = ("none", "limited", "normal", "full")
 
@@ -91,6 +105,7 @@ class Context:
     message: ParsedMessage
     envelope: Envelope
     sender: Sender
+    auth: Verdict | None = None  # the sender verification verdict; None: not evaluated (yet)
 
 
 # --- the record ---------------------------------------------------------------------------------
@@ -126,6 +141,10 @@ class Decision:
     reopen: bool = False
     create_sender: bool = False  # the sender is not in the user table and becomes a requester
     status_reason: str = ""  # one sentence for the MTA when exit_code is not 0
+    auth_needed: bool = False  # the decision consulted the sender verification verdict
+    auth_pending: bool = False  # ...but the Context had none: the shell must verify and decide again
+    author_verified: bool = False  # the sender was authenticated (stored with a comment)
+    unverified_sender: bool = False  # a new ticket because a privilege was withheld from an unverified sender
 
     @property
     def reasons(self) -> list[str]:
@@ -134,7 +153,8 @@ class Decision:
     def summary(self) -> str:
         """The `Decision:` line of `explain`."""
         if self.action == "create":
-            return "create new ticket" + (f" #{self.ticket}" if self.ticket else "")
+            unverified = " flagged as from an unverified sender" if self.unverified_sender else ""
+            return "create new ticket" + (f" #{self.ticket}" if self.ticket else "") + unverified
         if self.action == "update":
             return f"update ticket #{self.ticket}" + (" (reopening it)" if self.reopen else "")
         if self.action == "duplicate":
@@ -275,6 +295,57 @@ def rule_reopen_on_reply(ticket: TicketFacts, settings: RuleSettings) -> RuleRes
     )
 
 
+# --- sender verification ------------------------------------------------------------------------
+
+Privilege = Literal["requester", "assigned-technician", "privileged-technician", "unrestricted-replies"]
+PRIVILEGE_WORDS: dict[str, str] = {
+    "requester": "a requester's reply",
+    "assigned-technician": "the assigned technician's right to update",
+    "privileged-technician": "the right of a technician with normal or full access to update any ticket",
+    "unrestricted-replies": "anyone's right to reply (restrict_replies off)",
+}
+
+
+def needs_authentication(privilege: Privilege, settings: RuleSettings) -> bool:
+    """sender_verification: `off` trusts From: alone; `technicians` guards the technician privileges; `all`, all."""
+    mode = settings.sender_verification
+    if mode == "all":
+        return True
+    return mode == "technicians" and privilege in ("assigned-technician", "privileged-technician")
+
+
+def participant_privilege(ctx: Context, ticket: TicketFacts) -> Privilege:
+    """Which branch of the participant rule holds: the requester's, else the assigned technician's."""
+    return "requester" if ctx.sender.address == ticket.requester else "assigned-technician"
+
+
+def rule_sender_authenticated(ctx: Context, privilege: Privilege, settings: RuleSettings) -> RuleResult:
+    name = "sender-authenticated"
+    need = f"needed for {PRIVILEGE_WORDS[privilege]} (sender_verification={settings.sender_verification})"
+    if ctx.auth is None:
+        return RuleResult(name, False, f"not evaluated yet; {need}")
+    return RuleResult(name, ctx.auth.authenticated, f"{ctx.auth.describe()}; {need}")
+
+
+def rule_sender_authentication_not_needed(settings: RuleSettings) -> RuleResult:
+    if settings.sender_verification == "off":
+        return RuleResult("sender-authenticated", False, "not evaluated: not needed (sender_verification=off)")
+    return RuleResult(
+        "sender-authenticated",
+        False,
+        "not evaluated: not needed (no privilege in this decision depends on who the sender really is)",
+    )
+
+
+def rule_unverified_sender(ctx: Context, ticket: TicketFacts, privilege: Privilege) -> RuleResult:
+    return RuleResult(
+        "unverified-sender",
+        True,
+        f"{ctx.sender.address} would have updated ticket #{ticket.id} with {PRIVILEGE_WORDS[privilege]} but is not "
+        "authenticated: the message opens a new ticket flagged as from an unverified sender",
+    )
+
+
 # --- the chain ----------------------------------------------------------------------------------
 
 # Every rule with its one-line description, in the order the chain consults them (for `explain --rules`
@@ -289,6 +360,12 @@ RULES: tuple[tuple[str, str], ...] = (
     ("sender-is-participant", "The sender is the ticket's requester or assigned technician"),
     ("sender-is-privileged-technician", "The sender is a technician with normal or full access"),
     ("replies-unrestricted", "restrict_replies is off, so anyone may reply"),
+    (
+        "sender-authenticated",
+        "Where a granted privilege needs it (sender_verification), the sender is authenticated: an aligned DKIM "
+        "signature or a trusted Authentication-Results header; recorded as not needed otherwise",
+    ),
+    ("unverified-sender", "A privilege was withheld from an unauthenticated sender: a new, flagged ticket"),
     ("reply-prefix", "The subject starts with a reply prefix, so quoted history is stripped"),
     ("reply-separator", "Where the earliest reply separator cuts the body"),
     ("reopen-on-reply", "A reply to a closed ticket reopens it (reopen_on_reply)"),
@@ -296,7 +373,11 @@ RULES: tuple[tuple[str, str], ...] = (
 
 
 def decide(ctx: Context, facts: Facts) -> Decision:
-    """Walk the chain and return the decision with every rule evaluated on the way."""
+    """Walk the chain and return the decision with every rule evaluated on the way.
+
+    Every create or update records the sender verification right after the rules that grant the
+    right to update: the verdict where a privilege depended on it, "not evaluated: not needed" elsewhere.
+    """
     results: list[RuleResult] = [rule_has_sender(ctx)]
     if not results[0].hit:
         return _refuse(results, ExitCode.DATAERR, "no sender: the message has no From: address and no envelope sender")
@@ -309,32 +390,78 @@ def decide(ctx: Context, facts: Facts) -> Decision:
     results.append(known)
     if not known.hit and facts.settings.unknown_senders == "reject":
         return _refuse(results, ExitCode.NOPERM, f"sender {ctx.sender.address} is not a help-desk user")
-    ticket = _ticket_to_update(ctx, facts, results)
-    if ticket is None:
-        return _create(ctx, facts, results, create_sender=facts.sender_user is None)
-    return _update(ctx, facts, results, ticket, create_sender=facts.sender_user is None)
+    gate = _ticket_to_update(ctx, facts, results)
+    if gate.auth is None:
+        results.append(rule_sender_authentication_not_needed(facts.settings))
+    create_sender = facts.sender_user is None
+    if gate.ticket is not None:
+        return _with_auth(_update(ctx, facts, results, gate.ticket, create_sender=create_sender), gate, ctx)
+    if gate.withheld is None or gate.refused is None or ctx.auth is None:
+        return _with_auth(_create(ctx, facts, results, create_sender=create_sender), gate, ctx)
+    if ctx.auth.result == "temperror":
+        reason = (
+            f"could not verify the sender {ctx.sender.address}, on which updating ticket #{gate.refused.id} "
+            f"depends: {ctx.auth.reason}; try again later"
+        )
+        return _with_auth(Decision("defer", ExitCode.TEMPFAIL, tuple(results), status_reason=reason), gate, ctx)
+    results.append(rule_unverified_sender(ctx, gate.refused, gate.withheld))
+    decision = _create(ctx, facts, results, create_sender=create_sender)
+    return replace(_with_auth(decision, gate, ctx), unverified_sender=True)
 
 
-def _ticket_to_update(ctx: Context, facts: Facts, results: list[RuleResult]) -> TicketFacts | None:
+def _with_auth(decision: Decision, gate: _Gate, ctx: Context) -> Decision:
+    """Record how sender verification took part in a decision."""
+    return replace(
+        decision,
+        auth_needed=gate.auth is not None,
+        auth_pending=gate.auth is not None and ctx.auth is None,
+        author_verified=gate.auth is not None and gate.auth.hit,
+    )
+
+
+@dataclass(frozen=True)
+class _Gate:
+    """What seed rule 2 found: the ticket the sender may update, and how sender verification took part."""
+
+    ticket: TicketFacts | None = None  # the ticket to update, when a grant held
+    auth: RuleResult | None = None  # the sender-authenticated result, when a grant consulted it
+    withheld: Privilege | None = None  # a privilege refused because the sender is not authenticated
+    refused: TicketFacts | None = None  # the ticket that privilege concerned
+
+
+def _ticket_to_update(ctx: Context, facts: Facts, results: list[RuleResult]) -> _Gate:
     """Seed rules 1 and 2: the referenced ticket, when it exists and the sender may update it."""
     results.append(rule_ticket_reference(ctx, facts))
     if facts.reference is None:
-        return None
+        return _Gate()
     results.append(rule_ticket_exists(facts))
     ticket = facts.ticket
     if ticket is None:
-        return None
-    # Seed rule 2: any one of these grants the right to update; stop at the first that does.
-    grants: tuple[Callable[[], RuleResult], ...] = (
-        lambda: rule_sender_is_participant(ctx, ticket, facts.sender_user),
-        lambda: rule_sender_is_privileged_technician(ctx, facts.sender_user),
-        lambda: rule_replies_unrestricted(facts.settings),
+        return _Gate()
+    user, settings = facts.sender_user, facts.settings
+    # Seed rule 2: any one of these grants the right to update; stop at the first that does. A grant
+    # that needs an authenticated sender (sender_verification) consults the verdict, once.
+    grants: tuple[Callable[[], tuple[RuleResult, Privilege]], ...] = (
+        lambda: (rule_sender_is_participant(ctx, ticket, user), participant_privilege(ctx, ticket)),
+        lambda: (rule_sender_is_privileged_technician(ctx, user), "privileged-technician"),
+        lambda: (rule_replies_unrestricted(settings), "unrestricted-replies"),
     )
+    auth: RuleResult | None = None
+    withheld: Privilege | None = None
     for grant in grants:
-        results.append(grant())
-        if results[-1].hit:
-            return ticket
-    return None
+        result, privilege = grant()
+        results.append(result)
+        if not result.hit:
+            continue
+        if not needs_authentication(privilege, settings):
+            return _Gate(ticket, auth)
+        if auth is None:
+            auth = rule_sender_authenticated(ctx, privilege, settings)
+            results.append(auth)
+        if auth.hit:
+            return _Gate(ticket, auth)
+        withheld = withheld or privilege
+    return _Gate(None, auth, withheld, ticket if withheld else None)
 
 
 def _create(ctx: Context, facts: Facts, results: list[RuleResult], *, create_sender: bool) -> Decision:
@@ -362,7 +489,7 @@ def _update(
     results.append(prefix)
     body = ctx.message.text
     if prefix.hit:
-        cut = strip_reply(body, facts.separators)
+        cut = extract_reply(ctx.message, facts.separators)
         results.append(rule_reply_separator(cut))
         body = cut.text
     reopen = rule_reopen_on_reply(ticket, facts.settings)

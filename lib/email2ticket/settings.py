@@ -15,6 +15,14 @@ from typing import Any
 from .subject import DEFAULT_FORWARD_PREFIXES, DEFAULT_REPLY_PREFIXES
 
 UNKNOWN_SENDER_POLICIES = ("accept", "reject")
+# Choice settings and their allowed values (the first is not necessarily the default).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "unknown_senders": UNKNOWN_SENDER_POLICIES,
+    "sender_verification": ("off", "technicians", "all"),
+    "dkim_alignment": ("relaxed", "strict"),
+}
+# Lists that may be empty (the prefix lists may not: a reply must be recognisable).
+MAY_BE_EMPTY = frozenset({"trusted_authserv_ids", "trusted_hosts"})
 _TRUE = {"on", "true", "yes", "1"}
 _FALSE = {"off", "false", "no", "0"}
 
@@ -33,6 +41,11 @@ class RuleSettings:
     bare_number_references: bool = True
     reply_prefixes: tuple[str, ...] = DEFAULT_REPLY_PREFIXES
     forward_prefixes: tuple[str, ...] = DEFAULT_FORWARD_PREFIXES
+    # Sender verification (auth.py): From: is trivially forged, so privileges need more than it.
+    sender_verification: str = "technicians"
+    dkim_alignment: str = "relaxed"
+    trusted_authserv_ids: tuple[str, ...] = ()
+    trusted_hosts: tuple[str, ...] = ()
 
 
 DESCRIPTIONS: dict[str, str] = {
@@ -42,6 +55,14 @@ DESCRIPTIONS: dict[str, str] = {
     "bare_number_references": "A bare trailing number ('Printer jam 42') refers to a ticket; off requires #42",
     "reply_prefixes": "Subject prefixes that mark a reply (comma-separated, matched case-insensitively)",
     "forward_prefixes": "Subject prefixes removed from new tickets' subjects (comma-separated)",
+    "sender_verification": "Who must be authenticated (DKIM or trusted Authentication-Results) to update a ticket: "
+    "off, technicians (the technician privileges) or all (every update)",
+    "dkim_alignment": "How a DKIM signer's d= must match the From: domain: relaxed (same organizational domain) "
+    "or strict (identical); a DMARC adkim=s of the From: domain makes it strict",
+    "trusted_authserv_ids": "authserv-ids of Authentication-Results headers added by your own MTA's verifier "
+    "(comma-separated; empty trusts none)",
+    "trusted_hosts": "Your own mail hosts (the 'by' host of Received: headers) above whose first outside hop "
+    "Authentication-Results headers are considered (comma-separated; empty: only those above every Received:)",
 }
 
 
@@ -58,8 +79,8 @@ def parse_value(name: str, text: str) -> Any:
         return _parse_bool(name, text)
     if isinstance(default, tuple):
         return _parse_list(name, text)
-    if name == "unknown_senders" and text.strip().lower() not in UNKNOWN_SENDER_POLICIES:
-        raise SettingError(f"unknown_senders must be one of {', '.join(UNKNOWN_SENDER_POLICIES)}")
+    if name in CHOICES and text.strip().lower() not in CHOICES[name]:
+        raise SettingError(f"{name} must be one of {', '.join(CHOICES[name])}")
     return text.strip().lower()
 
 
@@ -111,6 +132,8 @@ def _parse_list(name: str, text: str) -> tuple[str, ...]:
     else:
         items = stripped.split(",")
     cleaned = tuple(dict.fromkeys(i.strip().rstrip(":：").strip() for i in items if i.strip()))
+    if name in MAY_BE_EMPTY:
+        return tuple(dict.fromkeys(i.lower() for i in cleaned))  # host names: case-insensitive
     if not cleaned:
         raise SettingError(f"{name} needs at least one prefix")
     return cleaned

@@ -48,7 +48,19 @@ def build_parser() -> Parser:
     explain.add_argument("--recipient", metavar="ADDR")
     explain.set_defaults(handler=cmd_explain)
     _message_commands(commands.add_parser("messages", help="the audit trail of delivered messages"))
+    _operations_commands(commands)
+    from . import serve
+
+    serve.register(commands.add_parser("serve", help="run the resident delivery service (pipe socket, LMTP)"))
     return parser
+
+
+def _operations_commands(commands: Any) -> None:
+    """`quarantine` (poison messages) and `doctor` (installation checks), from their own modules."""
+    from . import doctor, quarantine
+
+    quarantine.register(commands.add_parser("quarantine", help="messages that failed repeatedly (poison messages)"))
+    doctor.register(commands.add_parser("doctor", help="check configuration, database, pipe user and MTA wiring"))
 
 
 def _user_commands(parser: argparse.ArgumentParser) -> None:
@@ -97,6 +109,10 @@ def _separator_commands(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("reset", help="drop your edits, back to the built-in list").set_defaults(
         handler=cmd_separators_edit, op="reset", text=None
     )
+    test = sub.add_parser("test", help="show where the separators in force cut a message on stdin")
+    test.add_argument("--add", action="append", default=[], metavar="TEXT", help="also try this separator (not saved)")
+    test.add_argument("--json", action="store_true")
+    test.set_defaults(handler=cmd_separators_test)
 
 
 def _ticket_commands(parser: argparse.ArgumentParser) -> None:
@@ -214,6 +230,30 @@ def cmd_separators_edit(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_separators_test(args: argparse.Namespace, config: Config) -> int:
+    """The message on stdin with the reply cut marked: delivery's own extract_reply, with the stored separators."""
+    from ..cli.deliver import read_message
+    from ..cut_report import as_json, render
+    from ..message import parse_message
+    from ..reply import InvalidSeparator, extract_reply, parse_separator
+    from ..store.admin import AdminError
+
+    for text in args.add:
+        try:
+            parse_separator(text)
+        except InvalidSeparator as exc:
+            raise AdminError(str(exc)) from exc
+    separators = [item["text"] for item in _store(config).list_separators()]
+    separators += [text for text in args.add if text not in separators]
+    message = parse_message(read_message(sys.stdin.buffer, config.max_message_bytes))
+    cut = extract_reply(message, separators)
+    if args.json:
+        _print_json(as_json(cut))
+    else:
+        print(render(message, cut))
+    return 0
+
+
 def cmd_ticket_show(args: argparse.Namespace, config: Config) -> int:
     ticket = _store(config).show_ticket(args.id)
     if args.json:
@@ -222,10 +262,13 @@ def cmd_ticket_show(args: argparse.Namespace, config: Config) -> int:
     print(f"Ticket #{ticket['id']}: {ticket['subject']}  [{ticket['status']}]")
     print(f"Requester: {ticket['requester']}   Technician: {ticket['technician'] or '-'}")
     print(f"Opened: {ticket['created_at']}   Message-ID: {ticket['message_id'] or '-'}\n")
+    if ticket.get("unverified_sender"):
+        print("Opened by an UNVERIFIED sender: the From: address claimed a privilege it could not prove.\n")
     print(ticket["description"])
     _print_attachments(ticket["attachments"])
     for comment in ticket["comments"]:
-        print(f"\n--- comment by {comment['author']} at {comment['created_at']}\n{comment['body']}")
+        verified = "verified" if comment.get("verified") else "sender not verified"
+        print(f"\n--- comment by {comment['author']} ({verified}) at {comment['created_at']}\n{comment['body']}")
         _print_attachments(comment["attachments"])
     return 0
 
@@ -276,11 +319,13 @@ def cmd_messages_show(args: argparse.Namespace, config: Config) -> int:
         sys.stdout.flush()
         return 0
     for key, value in record.items():
-        if key != "reasons":
+        if key not in ("reasons", "auth_verdict"):
             print(f"{key}: {value if value is not None else '-'}")
     print("reasons:")
     for reason in record["reasons"]:
         print(f"  {reason}")
+    verdict = record.get("auth_verdict")
+    print(f"sender verification: {json.dumps(verdict, ensure_ascii=False, indent=2) if verdict else '-'}")
     return 0
 
 
@@ -293,7 +338,7 @@ def cmd_explain(args: argparse.Namespace, config: Config) -> int:
     envelope = envelope_from(args.sender, args.recipient, None, os.environ)
     raw = read_message(sys.stdin.buffer, config.max_message_bytes)
     store = DeliveryStore(config.resolved_database_url(), lock_timeout=config.lock_timeout)
-    outcome = deliver(raw, envelope, store, max_message_bytes=config.max_message_bytes, dry_run=True)
+    outcome = deliver(raw, envelope, store, max_message_bytes=config.max_message_bytes, dry_run=True, dns=config.dns)
     for result in outcome.decision.results:
         print(result.explain_line())
     print(f"Decision: {outcome.decision.summary()}")
@@ -305,6 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "reads_own_config", False):  # doctor reports a broken configuration as a check
+            from .doctor import cmd_doctor
+
+            return cmd_doctor(args)
         config = load_config(args.config, database_url=args.database_url)
         handler: Handler = args.handler
         return handler(args, config)

@@ -13,10 +13,11 @@ import os
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from ..config import Config, load_config
 from ..delivery_log import format_line, write_line
@@ -26,6 +27,7 @@ from .common import ArgumentError, Parser, report_crash, report_failure
 
 if TYPE_CHECKING:
     from ..deliver import Outcome
+    from ..store.delivery import DeliveryStore
 
 
 class DeliveryTimeout(TemporaryFailure):
@@ -48,6 +50,17 @@ def build_parser() -> Parser:
     parser.add_argument("--queue-id", metavar="ID", help="the MTA's queue id, for the log (Postfix: ${queue_id})")
     parser.add_argument("--dry-run", action="store_true", help="decide and print, but write nothing")
     parser.add_argument("--json", action="store_true", help="print one line of JSON with the decision on stdout")
+    parser.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="hand the message to `email2ticket serve` on this socket ('' = never); else $EMAIL2TICKET_SOCKET,"
+        " else [service] socket",
+    )
+    parser.add_argument(
+        "--fallback",
+        choices=("standalone", "tempfail"),
+        help="when that service is unreachable: deliver in this process, or exit 75 (default: [service] fallback)",
+    )
     return parser
 
 
@@ -87,51 +100,100 @@ def run(argv: Sequence[str] | None, stdin: BinaryIO, environ: os._Environ[str] |
     config = load_config(args.config, database_url=args.database_url, environ=environ)
     envelope = envelope_from(args.sender, args.recipient, args.queue_id, environ)
     started = time.monotonic()
-    code, action, ticket, message_id, note = ExitCode.TEMPFAIL, "error", None, None, ""
+    outcome: Outcome | None = None
+    code, note = ExitCode.TEMPFAIL, ""
     try:
         with time_budget(config.delivery_timeout):
             outcome = _deliver(stdin, envelope, config, dry_run=args.dry_run)
-        code, action, ticket = outcome.exit_code, outcome.decision.action, outcome.ticket
-        message_id, note = outcome.message.message_id, outcome.decision.status_reason
-        # The status line goes first: Postfix reads stdout and stderr as one stream, and only a
-        # leading enhanced status code takes precedence over the exit status.
-        if code != ExitCode.OK:
-            print(status_line(code, outcome.decision.status_reason), file=sys.stderr, flush=True)
-        if args.json:
-            print(json.dumps(outcome.as_json(), ensure_ascii=False, separators=(",", ":")), flush=True)
-        return int(code)
+        code, note = outcome.exit_code, outcome.decision.status_reason
+        return report_outcome(outcome, want_json=args.json, out=sys.stdout, err=sys.stderr)
     except DeliveryError as exc:
         code, note = exc.exit_code, exc.reason
-        report_failure(exc)
-        if args.json:
-            print(json.dumps(_failure_json(exc), ensure_ascii=False, separators=(",", ":")), flush=True)
-        return int(code)
+        return report_error(exc, want_json=args.json, out=sys.stdout, err=sys.stderr)
     finally:
         if not args.dry_run:
-            write_line(
-                format_line(
-                    queue_id=envelope.queue_id,
-                    message_id=message_id,
-                    action=action,
-                    ticket=ticket,
-                    exit_code=int(code),
-                    duration=time.monotonic() - started,
-                    note=note,
-                ),
-                config.logging,
-            )
+            log_delivery(config, envelope, outcome, int(code), note, time.monotonic() - started)
+
+
+# The pieces below are shared with the resident service (service.py), which runs the same delivery
+# with a pooled store and its own time budget and sends this output back to the pipe client.
+
+
+def report_outcome(outcome: Outcome, *, want_json: bool, out: TextIO, err: TextIO) -> int:
+    """Print a delivery's result as the MTA reads it; return the exit status."""
+    code = outcome.exit_code
+    # The status line goes first: Postfix reads stdout and stderr as one stream, and only a
+    # leading enhanced status code takes precedence over the exit status.
+    if code != ExitCode.OK:
+        print(status_line(code, outcome.decision.status_reason), file=err, flush=True)
+    if want_json:
+        print(json.dumps(outcome.as_json(), ensure_ascii=False, separators=(",", ":")), file=out, flush=True)
+    return int(code)
+
+
+def report_error(exc: DeliveryError, *, want_json: bool, out: TextIO, err: TextIO) -> int:
+    """Print a failure with a known exit code (first stderr line: enhanced status code); return it."""
+    report_failure(exc, err)
+    if exc.__cause__ is not None and _is_counted(exc):  # a suspected poison message: the bug's traceback
+        traceback.print_exception(exc.__cause__, file=err)
+    if want_json:
+        print(json.dumps(_failure_json(exc), ensure_ascii=False, separators=(",", ":")), file=out, flush=True)
+    return int(exc.exit_code)
+
+
+def log_delivery(
+    config: Config, envelope: Envelope, outcome: Outcome | None, code: int, note: str, duration: float
+) -> None:
+    """The one log line per delivery (plus the quarantine record's line); `outcome` None: it failed."""
+    action: str = outcome.decision.action if outcome else "error"
+    write_line(
+        format_line(
+            queue_id=envelope.queue_id,
+            message_id=outcome.message.message_id if outcome else None,
+            action=action,
+            ticket=outcome.ticket if outcome else None,
+            exit_code=code,
+            duration=duration,
+            note=note,
+        ),
+        config.logging,
+    )
+    if outcome is not None and action == "quarantine":
+        from ..quarantine import log_error, quarantine_log_line
+
+        log_error(quarantine_log_line(outcome, envelope.queue_id), config.logging)
+
+
+def deliver_message(raw: bytes, envelope: Envelope, store: DeliveryStore, config: Config, *, dry_run: bool) -> Outcome:
+    """deliver.deliver() with what the configuration says: the one call the pipe and the service make."""
+    from ..deliver import deliver
+
+    return deliver(
+        raw,
+        envelope,
+        store,
+        max_message_bytes=config.max_message_bytes,
+        dry_run=dry_run,
+        max_attempts=config.max_attempts,
+        dns=config.dns,
+    )
 
 
 def _deliver(stdin: BinaryIO, envelope: Envelope, config: Config, *, dry_run: bool) -> Outcome:
-    from ..deliver import deliver
     from ..store.delivery import DeliveryStore
 
     raw = read_message(stdin, config.max_message_bytes)
     store = DeliveryStore(config.resolved_database_url(), lock_timeout=config.lock_timeout)
     try:
-        return deliver(raw, envelope, store, max_message_bytes=config.max_message_bytes, dry_run=dry_run)
+        return deliver_message(raw, envelope, store, config, dry_run=dry_run)
     finally:
         store.dispose()
+
+
+def _is_counted(exc: DeliveryError) -> bool:
+    from ..quarantine import SuspectedPoison
+
+    return isinstance(exc, SuspectedPoison)
 
 
 def _failure_json(exc: DeliveryError) -> dict[str, object]:
@@ -139,10 +201,13 @@ def _failure_json(exc: DeliveryError) -> dict[str, object]:
     return {"action": action, "ticket": None, "reasons": [f"error: {exc.reason}"], "exit_code": int(exc.exit_code)}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: the only place failures become exit statuses."""
+def main(argv: Sequence[str] | None = None, *, stdin: BinaryIO | None = None) -> int:
+    """Entry point: the only place failures become exit statuses.
+
+    `stdin` is the message when the thin client (client.py) already read part of standard input.
+    """
     try:
-        return run(argv, sys.stdin.buffer, os.environ)
+        return run(argv, stdin or sys.stdin.buffer, os.environ)
     except DeliveryError as exc:
         return int(report_failure(exc))
     except SystemExit as exc:  # --help

@@ -273,10 +273,12 @@ def ticket_dict(ticket: Ticket) -> dict[str, Any]:
         "description": ticket.description,
         "created_at": iso(ticket.created_at),
         "message_id": ticket.message_id,
+        "unverified_sender": ticket.unverified_sender,
         "attachments": [attachment_dict(a) for a in ticket.attachments],
         "comments": [
             {
                 "author": c.author.email,
+                "verified": c.author_verified,
                 "body": c.body,
                 "created_at": iso(c.created_at),
                 "message_id": c.message_id,
@@ -302,6 +304,7 @@ def message_dict(m: Message) -> dict[str, Any]:
         "comment": m.comment_id,
         "exit_code": m.exit_code,
         "reasons": json.loads(m.reasons),
+        "auth_verdict": m.auth_verdict,
         "size": m.size,
         "sha256": m.raw_sha256,
     }

@@ -3,6 +3,11 @@
 Both happen in one transaction, so the ticket or comment, its attachments and the audit record with
 the message's idempotency key commit together or not at all. Core statements only: this runs in a
 fresh process for every mail, where importing and configuring the ORM would be a per-message cost.
+
+Round trips are the other per-message cost, so the statements are few and built once: one query reads
+the schema revision, the rule settings and the separator edits together; one query looks up every fact
+the rules need; a new sender is written with INSERT ... ON CONFLICT, which also settles the race of two
+first mails from the same sender without a retry. A new ticket then costs five statements and COMMIT.
 """
 
 from __future__ import annotations
@@ -13,17 +18,93 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import (
+    Integer,
+    String,
+    Text,
+    bindparam,
+    cast,
+    column,
+    func,
+    insert,
+    literal_column,
+    null,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy import table as lightweight_table
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from ..reply import effective_separators
 from ..rules import Context, Decision, EarlierDelivery, Facts, TicketFacts, UserFacts
 from ..settings import RuleSettings, settings_from_rows
 from . import schema as t
-from .engine import ensure_schema, make_engine, normalise_url, redact
+from .engine import check_revision, ensure_schema, make_engine, normalise_url, redact
 from .errors import translate_errors
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, CursorResult
+    from sqlalchemy.engine import Connection, CursorResult, RootTransaction
+
+# Built once per process: SQLAlchemy then finds their compiled SQL in its cache on every message.
+
+
+def _kind(number: int) -> Any:
+    return literal_column(str(number), Integer)
+
+
+_alembic_version = lightweight_table("alembic_version", column("version_num", String))
+_settings, _edits = t.settings.c, t.separator_edits.c
+# Rows of (kind, seq, a, b): 0 = the schema revision, 1 = a setting (name, value), 2 = a separator
+# edit (op, text) in the order the admin made them.
+PREAMBLE = union_all(
+    select(_kind(0), _kind(0), _alembic_version.c.version_num, cast(null(), Text)),
+    select(_kind(1), _kind(0), _settings.name, _settings.value),
+    select(_kind(2), _edits.id, _edits.op, _edits.text),
+).order_by(literal_column("1"), literal_column("2"))
+
+# Writes without bound values: the values come with each execution, so building and caching a
+# statement costs nothing per message (it was a sixth of a delivery's CPU in the resident service).
+INSERT_TICKET = insert(t.tickets)
+INSERT_COMMENT = insert(t.comments)
+INSERT_ATTACHMENTS = insert(t.attachments)
+INSERT_MESSAGE = insert(t.messages)
+TOUCH_TICKET = update(t.tickets).where(t.tickets.c.id == bindparam("ticket_key", type_=Integer))
+_UPSERT_USER: dict[str, Any] = {}  # per dialect, built on first use
+
+_sender = t.users.alias("sender")
+_earlier = t.messages.alias("earlier")
+_other = t.messages.alias("other")
+_requester, _technician = t.users.alias("requester"), t.users.alias("technician")
+_anchor = select(literal_column("1", Integer).label("one")).subquery("anchor")
+# Every fact in one row: each join matches at most one row (unique email, unique delivered_key,
+# primary key), and a NULL parameter (no sender, no reference) matches none.
+FACTS = select(
+    _sender.c.id.label("user_id"),
+    _sender.c.email.label("user_email"),
+    _sender.c.is_technician,
+    _sender.c.access,
+    _sender.c.disabled,
+    _earlier.c.id.label("earlier_id"),
+    _earlier.c.action.label("earlier_action"),
+    _earlier.c.ticket_id.label("earlier_ticket"),
+    t.tickets.c.id.label("ticket_id"),
+    t.tickets.c.status.label("ticket_status"),
+    _requester.c.email.label("requester"),
+    _technician.c.email.label("technician"),
+    select(_other.c.id)
+    .where(_other.c.message_id == bindparam("message_id", type_=Text))
+    .where(_other.c.delivered_key.is_not(None))
+    .where(_other.c.body_digest != bindparam("body_digest", type_=String))
+    .exists()
+    .label("message_id_reused"),
+).select_from(
+    _anchor.outerjoin(_sender, _sender.c.email == bindparam("sender", type_=String))
+    .outerjoin(_earlier, _earlier.c.delivered_key == bindparam("key", type_=String))
+    .outerjoin(t.tickets, t.tickets.c.id == bindparam("reference", type_=Integer))
+    .outerjoin(_requester, _requester.c.id == t.tickets.c.requester_id)
+    .outerjoin(_technician, _technician.c.id == t.tickets.c.technician_id)
+)
 
 
 @dataclass(frozen=True)
@@ -48,10 +129,9 @@ class Written:
 class DeliveryStore:
     """One database, as delivery sees it; holds no per-message state, so a resident service can share it."""
 
-    def __init__(self, url: str, *, lock_timeout: float) -> None:
+    def __init__(self, url: str, *, lock_timeout: float, pool_size: int | None = None) -> None:
         self.url = normalise_url(url)
-        self.engine = make_engine(self.url, lock_timeout=lock_timeout)
-        self._schema_ok = False
+        self.engine = make_engine(self.url, lock_timeout=lock_timeout, pool_size=pool_size)
 
     def describe(self) -> str:
         return redact(self.url)
@@ -60,34 +140,71 @@ class DeliveryStore:
     def transaction(self, *, commit: bool = True) -> Iterator[DeliveryTransaction]:
         """One delivery's transaction; any database failure leaves as a TemporaryFailure (75).
 
-        With commit=False (--dry-run) everything read or written is rolled back at the end.
+        Its first statement checks the schema revision (with the settings, in one round trip), so a
+        resident service notices an upgraded database at once. With commit=False (--dry-run)
+        everything read or written is rolled back at the end.
         """
         with translate_errors(self.describe()):
-            if not self._schema_ok:
-                ensure_schema(self.engine, self.url)
-                self._schema_ok = True
-            with self.engine.connect() as connection, connection.begin() as trans:
-                yield DeliveryTransaction(connection)
+            connection, trans, preamble = self._begin()
+            with connection, trans:
+                tx = DeliveryTransaction(connection, preamble)
+                check_revision(tx.revision)
+                yield tx
                 if not commit:
                     trans.rollback()
+
+    def _begin(self) -> tuple[Connection, RootTransaction, list[tuple[Any, ...]]]:
+        """Open the transaction and read its preamble; on a missing schema, run the full check once.
+
+        Only when the preamble fails (no tables yet, or not ours) does the slower check run: it
+        creates a brand-new SQLite database, or raises SchemaError naming `email2ticket init`.
+        """
+        for attempt in range(2):
+            connection = self.engine.connect()
+            try:
+                trans = connection.begin()  # on SQLite: BEGIN IMMEDIATE, which may wait for the lock
+            except BaseException:
+                connection.close()
+                raise
+            try:
+                return connection, trans, [tuple(row) for row in connection.execute(PREAMBLE)]
+            except DBAPIError as exc:
+                connection.close()  # rolls back, and returns the connection for the check to use
+                if attempt or not _tables_missing(exc):  # a lock or statement timeout is no schema problem
+                    raise
+                ensure_schema(self.engine, self.url)
+            except BaseException:
+                connection.close()
+                raise
+        raise AssertionError("unreachable")
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
+def _tables_missing(exc: DBAPIError) -> bool:
+    """Did the preamble fail for want of our tables (PostgreSQL: undefined table or column)?"""
+    return isinstance(exc, ProgrammingError) or "no such table" in str(exc.orig)
+
+
 class DeliveryTransaction:
     """The queries and writes of one delivery, on one connection inside one transaction."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, preamble: list[tuple[Any, ...]]) -> None:
         self.conn = connection
+        self._preamble = preamble
+        self._user_ids: dict[str, int] = {}  # user rows this transaction already found
 
     # --- reading the facts ----------------------------------------------------------------------
 
+    @property
+    def revision(self) -> str | None:
+        """The schema revision recorded by Alembic (None: the table is empty)."""
+        return next((row[2] for row in self._preamble if row[0] == 0), None)
+
     def rule_settings(self) -> tuple[RuleSettings, tuple[str, ...]]:
-        rows = {name: value for name, value in self.conn.execute(select(t.settings.c.name, t.settings.c.value))}
-        edits = self.conn.execute(
-            select(t.separator_edits.c.op, t.separator_edits.c.text).order_by(t.separator_edits.c.id)
-        ).all()
+        rows = {row[2]: row[3] for row in self._preamble if row[0] == 1}
+        edits = [(row[2], row[3]) for row in self._preamble if row[0] == 2]
         added = [text for op, text in edits if op == "add"]
         removed = [text for op, text in edits if op == "remove"]
         return settings_from_rows(rows), effective_separators(added, removed)
@@ -101,51 +218,37 @@ class DeliveryTransaction:
         settings: RuleSettings,
         separators: tuple[str, ...],
     ) -> Facts:
+        row = self.conn.execute(
+            FACTS,
+            {
+                "sender": sender or None,
+                "key": keys.idempotency_key,
+                "reference": reference,
+                "message_id": keys.message_id or None,
+                "body_digest": keys.body_digest,
+            },
+        ).one()
+        user = None
+        if row.user_id is not None:
+            self._user_ids[row.user_email] = int(row.user_id)
+            user = UserFacts(row.user_email, bool(row.is_technician), row.access, bool(row.disabled))
         return Facts(
             settings=settings,
             separators=separators,
-            sender_user=self._user(sender) if sender else None,
+            sender_user=user,
             reference=reference,
-            ticket=self._ticket(reference) if reference is not None else None,
-            earlier=self._earlier(keys.idempotency_key),
-            message_id_reused=self._message_id_reused(keys),
+            ticket=(
+                TicketFacts(row.ticket_id, row.ticket_status, row.requester, row.technician)
+                if row.ticket_id is not None
+                else None
+            ),
+            earlier=(
+                EarlierDelivery(row.earlier_id, row.earlier_action, row.earlier_ticket)
+                if row.earlier_id is not None
+                else None
+            ),
+            message_id_reused=bool(row.message_id_reused),
         )
-
-    def _user(self, email: str) -> UserFacts | None:
-        u = t.users.c
-        row = self.conn.execute(select(u.email, u.is_technician, u.access, u.disabled).where(u.email == email)).first()
-        return UserFacts(row.email, bool(row.is_technician), row.access, bool(row.disabled)) if row else None
-
-    def _ticket(self, ticket_id: int) -> TicketFacts | None:
-        requester, technician = t.users.alias("requester"), t.users.alias("technician")
-        tk = t.tickets.c
-        row = self.conn.execute(
-            select(tk.id, tk.status, requester.c.email, technician.c.email.label("tech"))
-            .select_from(
-                t.tickets.join(requester, requester.c.id == tk.requester_id).outerjoin(
-                    technician, technician.c.id == tk.technician_id
-                )
-            )
-            .where(tk.id == ticket_id)
-        ).first()
-        return TicketFacts(row.id, row.status, row.email, row.tech) if row else None
-
-    def _earlier(self, key: str) -> EarlierDelivery | None:
-        m = t.messages.c
-        row = self.conn.execute(select(m.id, m.action, m.ticket_id).where(m.delivered_key == key)).first()
-        return EarlierDelivery(row.id, row.action, row.ticket_id) if row else None
-
-    def _message_id_reused(self, keys: MessageKeys) -> bool:
-        if not keys.message_id:
-            return False
-        m = t.messages.c
-        other = self.conn.execute(
-            select(m.id)
-            .where(and_(m.message_id == keys.message_id, m.delivered_key.is_not(None)))
-            .where(m.body_digest != keys.body_digest)
-            .limit(1)
-        ).first()
-        return other is not None
 
     # --- writing the decision -------------------------------------------------------------------
 
@@ -160,28 +263,32 @@ class DeliveryTransaction:
         return Written(ticket_id, comment_id, row)
 
     def _sender_id(self, ctx: Context) -> int:
-        """The sender's user row, created as a requester when the rules found none."""
+        """The sender's user row, created as a requester when the rules found none.
+
+        INSERT ... ON CONFLICT DO UPDATE returns the id whether this delivery or a concurrent one
+        created the row (the update changes nothing), in one statement and without a retry.
+        """
         email = ctx.sender.address
         assert email is not None, "a decision to write always has a sender"
-        u = t.users.c
-        found = self.conn.execute(select(u.id).where(u.email == email)).scalar()
-        if found is not None:
-            return int(found)
-        result = self.conn.execute(
-            insert(t.users).values(email=email, is_technician=False, access="none", disabled=False)
-        )
-        return _new_id(result)
+        if email in self._user_ids:
+            return self._user_ids[email]
+        values = {"email": email, "is_technician": False, "access": "none", "disabled": False}
+        user_id = int(self.conn.execute(_upsert_user(self.conn.dialect.name), values).scalar_one())
+        self._user_ids[email] = user_id
+        return user_id
 
     def _create_ticket(self, decision: Decision, ctx: Context) -> int:
         requester = self._sender_id(ctx)
         result = self.conn.execute(
-            insert(t.tickets).values(
+            INSERT_TICKET,
+            dict(
                 subject=decision.subject,
                 status="open",
                 requester_id=requester,
                 description=decision.body,
                 message_id=ctx.message.message_id,
-            )
+                unverified_sender=decision.unverified_sender,
+            ),
         )
         ticket_id = _new_id(result)
         self._attachments(ctx, ticket_id, None)
@@ -190,15 +297,20 @@ class DeliveryTransaction:
     def _add_comment(self, decision: Decision, ctx: Context, ticket_id: int) -> int:
         author = self._sender_id(ctx)
         result = self.conn.execute(
-            insert(t.comments).values(
-                ticket_id=ticket_id, author_id=author, body=decision.body, message_id=ctx.message.message_id
-            )
+            INSERT_COMMENT,
+            dict(
+                ticket_id=ticket_id,
+                author_id=author,
+                body=decision.body,
+                message_id=ctx.message.message_id,
+                author_verified=decision.author_verified,
+            ),
         )
         comment_id = _new_id(result)
-        changes: dict[str, object] = {"updated_at": t.utcnow()}
+        changes: dict[str, object] = {"ticket_key": ticket_id, "updated_at": t.utcnow()}
         if decision.reopen:
             changes["status"] = "open"
-        self.conn.execute(update(t.tickets).where(t.tickets.c.id == ticket_id).values(**changes))
+        self.conn.execute(TOUCH_TICKET, changes)
         self._attachments(ctx, ticket_id, comment_id)
         return comment_id
 
@@ -216,7 +328,7 @@ class DeliveryTransaction:
             for a in ctx.message.attachments
         ]
         if rows:
-            self.conn.execute(insert(t.attachments), rows)
+            self.conn.execute(INSERT_ATTACHMENTS, rows)
 
     def _audit(
         self,
@@ -229,7 +341,8 @@ class DeliveryTransaction:
     ) -> int:
         delivered = decision.action in ("create", "update")
         result = self.conn.execute(
-            insert(t.messages).values(
+            INSERT_MESSAGE,
+            dict(
                 queue_id=ctx.envelope.queue_id,
                 envelope_sender=ctx.envelope.sender,
                 envelope_recipient=ctx.envelope.recipient,
@@ -245,11 +358,33 @@ class DeliveryTransaction:
                 comment_id=comment_id,
                 exit_code=int(decision.exit_code),
                 reasons=json.dumps(decision.reasons, ensure_ascii=False),
+                auth_verdict=_auth_record(decision, ctx),
                 size=len(raw),
                 raw=raw,
-            )
+            ),
         )
         return _new_id(result)
+
+
+def _auth_record(decision: Decision, ctx: Context) -> dict[str, Any]:
+    """The sender verification verdict where the decision depended on it, "not evaluated: not needed" elsewhere."""
+    from ..auth import NOT_NEEDED
+
+    return ctx.auth.as_dict() if decision.auth_needed and ctx.auth is not None else NOT_NEEDED
+
+
+def _upsert_user(dialect: str) -> Any:
+    """INSERT INTO users ... ON CONFLICT (email) DO UPDATE ... RETURNING id, in the dialect's syntax."""
+    if dialect not in _UPSERT_USER:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+        statement = dialect_insert(t.users)
+        _UPSERT_USER[dialect] = statement.on_conflict_do_update(
+            index_elements=[t.users.c.email], set_={"email": statement.excluded.email}
+        ).returning(t.users.c.id)
+    return _UPSERT_USER[dialect]
 
 
 def _new_id(result: CursorResult[Any]) -> int:

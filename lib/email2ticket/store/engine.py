@@ -43,20 +43,25 @@ def sqlite_path(url: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
-def make_engine(url: str, *, lock_timeout: float) -> Engine:
-    """An engine with our transaction semantics; `lock_timeout` seconds bounds every wait for a lock."""
+def make_engine(url: str, *, lock_timeout: float, pool_size: int | None = None) -> Engine:
+    """An engine with our transaction semantics; `lock_timeout` seconds bounds every wait for a lock.
+
+    Without `pool_size` (a short-lived pipe process) every connect opens a new connection and closing
+    it really closes it. The resident service passes its number of delivery threads and keeps that
+    many connections open.
+    """
     from sqlalchemy import create_engine
     from sqlalchemy.exc import ArgumentError
-    from sqlalchemy.pool import NullPool
 
+    _silence_library_logging()
     url = normalise_url(url)
     try:
         if is_sqlite(url):
-            return _sqlite_engine(url, lock_timeout)
+            return _sqlite_engine(url, lock_timeout, pool_size)
         millis = int(lock_timeout * 1000)
         return create_engine(
             url,
-            poolclass=NullPool,  # one short-lived process, one connection
+            **_pool_arguments(pool_size),
             connect_args={
                 "connect_timeout": max(1, int(lock_timeout / 3)),
                 "options": f"-c lock_timeout={millis} -c statement_timeout={millis} -c TimeZone=UTC",
@@ -66,14 +71,42 @@ def make_engine(url: str, *, lock_timeout: float) -> Engine:
         raise ConfigurationError(f"database_url {redact(url)!r} is not usable: {exc}") from exc
 
 
-def _sqlite_engine(url: str, lock_timeout: float) -> Engine:
+def _silence_library_logging() -> None:
+    """Keep SQLAlchemy's own warnings (e.g. "Exception during reset or similar" when a timeout
+    interrupts a rollback) off stderr.
+
+    Without a handler, Python's logging prints them to stderr ahead of our status line; Postfix reads
+    stdout and stderr as one stream and only a leading enhanced status code counts, so the MTA must
+    see our one sentence first. The failure itself still reaches the admin through our exception.
+    """
+    import logging
+
+    library = logging.getLogger("sqlalchemy")
+    if not library.handlers:
+        library.addHandler(logging.NullHandler())
+
+
+def _pool_arguments(pool_size: int | None) -> dict[str, Any]:
+    from sqlalchemy.pool import NullPool, QueuePool
+
+    if pool_size is None:
+        return {"poolclass": NullPool}  # one short-lived process, one connection
+    # One connection per delivery thread, plus as many again for the rare schema check beside a
+    # delivery. No pre-ping: it would cost a round trip per message; a connection the server dropped
+    # fails that one delivery with 75 (the MTA retries) and SQLAlchemy then replaces the pool's connections.
+    return {"poolclass": QueuePool, "pool_size": pool_size, "max_overflow": pool_size, "pool_timeout": 30}
+
+
+def _sqlite_engine(url: str, lock_timeout: float, pool_size: int | None = None) -> Engine:
     from sqlalchemy import create_engine, event
-    from sqlalchemy.pool import NullPool
 
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": lock_timeout})
+    connect_args: dict[str, Any] = {"timeout": lock_timeout}
+    if pool_size is not None:
+        connect_args["check_same_thread"] = False  # pooled connections move between delivery threads
+    engine = create_engine(url, **_pool_arguments(pool_size), connect_args=connect_args)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -8,6 +8,7 @@ attachments), which the ORM expresses best. Each class maps the Core table deliv
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import DeclarativeBase, Mapped, relationship
 
@@ -42,6 +43,7 @@ class Ticket(Base):
     message_id: Mapped[str | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    unverified_sender: Mapped[bool]
 
     requester: Mapped[User] = relationship(foreign_keys=[schema.tickets.c.requester_id])
     technician: Mapped[User | None] = relationship(foreign_keys=[schema.tickets.c.technician_id])
@@ -62,6 +64,7 @@ class Comment(Base):
     body: Mapped[str]
     message_id: Mapped[str | None]
     created_at: Mapped[datetime]
+    author_verified: Mapped[bool]
 
     ticket: Mapped[Ticket] = relationship(back_populates="comments")
     author: Mapped[User] = relationship()
@@ -104,6 +107,7 @@ class Message(Base):
     comment_id: Mapped[int | None]
     exit_code: Mapped[int]
     reasons: Mapped[str]
+    auth_verdict: Mapped[dict[str, Any] | None]
     size: Mapped[int]
     raw: Mapped[bytes]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Column,
     DateTime,
@@ -23,11 +24,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 # The Alembic revision this code reads and writes. Delivery refuses (75) a database at any other
 # revision and names `email2ticket init`; bump it together with a new file in migrations/versions.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 metadata = MetaData(
     naming_convention={
@@ -71,6 +73,8 @@ tickets = Table(
     Column("message_id", Text),
     _created(),
     Column("updated_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    # Opened because a sender who claimed a privilege (a technician's reply) could not be authenticated.
+    Column("unverified_sender", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 comments = Table(
@@ -82,6 +86,9 @@ comments = Table(
     Column("body", Text, nullable=False),
     Column("message_id", Text),
     _created(),
+    # The author was authenticated (DKIM or trusted Authentication-Results) when the comment arrived;
+    # nothing unverified may ever be relayed to a requester as coming from a technician.
+    Column("author_verified", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 attachments = Table(
@@ -123,6 +130,8 @@ messages = Table(
     Column("reasons", Text, nullable=False),  # JSON list of "<rule-name>: <sentence>"
     Column("size", Integer, nullable=False),
     Column("raw", LargeBinary, nullable=False),
+    # The sender verification verdict (auth.Verdict.as_dict), or {"result": "not evaluated", ...}.
+    Column("auth_verdict", JSON),
     Index("ix_messages_message_id", "message_id"),
     Index("ix_messages_idempotency_key", "idempotency_key"),
     Index("ix_messages_received_at", "received_at"),

@@ -1,0 +1,39 @@
+"""`email2ticket doctor`: print each installation check with OK/FAIL and a fix; exit 1 when any failed.
+
+It reads the configuration itself, so a broken configuration file is reported as a failed check
+instead of stopping the command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--user", metavar="NAME", help="the MTA's pipe user, whose access is checked (default: you)")
+    parser.add_argument("--postfix-config", metavar="DIR", help="also check master.cf and main.cf in DIR")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(reads_own_config=True, handler=None)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from ..doctor import run_checks
+
+    checks = run_checks(
+        args.config,
+        database_url=args.database_url,
+        environ=os.environ,
+        user=args.user,
+        postfix_dir=args.postfix_config,
+    )
+    if args.json:
+        print(json.dumps([c.as_json() for c in checks], ensure_ascii=False))
+    else:
+        for check in checks:
+            print("\n".join(check.lines()))
+    return 0 if all(c.ok for c in checks) else 1

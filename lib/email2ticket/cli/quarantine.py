@@ -1,0 +1,112 @@
+"""`email2ticket quarantine list|show|replay|delete`: the admin's side of poison-message handling."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
+
+    from ..config import Config
+    from ..quarantine import QuarantineStore
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """The `quarantine` subcommand group."""
+    sub = parser.add_subparsers(dest="sub", required=True)
+    listing = sub.add_parser("list", help="quarantined messages, with their attempts and error")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_list)
+    show = sub.add_parser("show", help="one quarantined message, or its raw bytes with --raw")
+    show.add_argument("id", type=int)
+    show.add_argument("--raw", action="store_true", help="write the message exactly as received to stdout")
+    show.set_defaults(handler=cmd_show)
+    replay = sub.add_parser("replay", help="deliver quarantined messages again, with today's code and rules")
+    replay.add_argument("ids", type=int, nargs="*", metavar="ID")
+    replay.add_argument("--all", action="store_true", help="every quarantined message")
+    replay.set_defaults(handler=cmd_replay)
+    delete = sub.add_parser("delete", help="drop quarantined messages (and their failed attempts)")
+    delete.add_argument("ids", type=int, nargs="+", metavar="ID")
+    delete.set_defaults(handler=cmd_delete)
+
+
+def _store(config: Config) -> QuarantineStore:
+    from ..quarantine import QuarantineStore
+
+    return QuarantineStore(config.resolved_database_url(), lock_timeout=config.lock_timeout)
+
+
+def cmd_list(args: argparse.Namespace, config: Config) -> int:
+    items = _store(config).entries()
+    if args.json:
+        print(json.dumps([q.as_json() for q in items], ensure_ascii=False))
+        return 0
+    if not items:
+        print("the quarantine is empty")
+    for q in items:
+        print(f"{q.id:<6} {q.received_at[:19]} {q.attempts} attempts  {q.sender or '-'}  {q.subject or ''}")
+        print(f"       error: {q.error}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, config: Config) -> int:
+    item, reasons, raw = _store(config).show(args.id)
+    if args.raw:
+        sys.stdout.buffer.write(raw)
+        sys.stdout.flush()
+        return 0
+    for key, value in item.as_json().items():
+        if key != "attempts":
+            print(f"{key}: {value if value is not None else '-'}")
+    print("reasons:")
+    for reason in reasons:
+        print(f"  {reason}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, config: Config) -> int:
+    """Replay each message; one line per message, and a progress bar on a terminal when there are many."""
+    from ..exits import DeliveryError
+
+    store = _store(config)
+    ids = store.ids() if args.all else list(args.ids)
+    if not ids:
+        print("nothing to replay" if args.all else "error: name message ids, or --all", file=sys.stderr)
+        return 0 if args.all else 2
+    bar = len(ids) > 1 and sys.stderr.isatty()
+    failed = 0
+    for done, row in enumerate(ids, start=1):
+        try:
+            outcome = store.replay(row, max_message_bytes=config.max_message_bytes, dns=config.dns)
+            ticket = f", ticket #{outcome.ticket}" if outcome.ticket else ""
+            line = f"message {row}: replayed as message {outcome.message_row} ({outcome.decision.action}{ticket})"
+        except DeliveryError as exc:
+            failed += 1
+            line = f"message {row}: still failing, left in the quarantine: {exc.reason}"
+        except Exception as exc:  # the bug is still there: say so, keep going
+            from ..quarantine import describe
+
+            failed += 1
+            line = f"message {row}: still failing, left in the quarantine: {describe(exc)}"
+        print(line, flush=True)
+        if bar:
+            _progress(done, len(ids))
+    if bar:
+        print(file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _progress(done: int, total: int, width: int = 30) -> None:
+    filled = width * done // total
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} replayed")
+    sys.stderr.flush()
+
+
+def cmd_delete(args: argparse.Namespace, config: Config) -> int:
+    store = _store(config)
+    for row in args.ids:
+        removed = store.delete(row)
+        print(f"deleted message {row} from the quarantine ({removed} record(s) with its failed attempts)")
+    return 0
