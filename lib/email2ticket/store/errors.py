@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from ..exits import TemporaryFailure
+from ..exits import DeliveryError, TemporaryFailure
 
 
 def describe_db_error(exc: BaseException) -> str:
@@ -23,13 +23,32 @@ def describe_db_error(exc: BaseException) -> str:
     return text[0] if text else type(origin).__name__
 
 
+def earlier_failure(exc: BaseException) -> DeliveryError | None:
+    """A failure of ours that this database error happened while handling, if any.
+
+    When the delivery budget expires in the middle of a query, the driver's connection is left
+    mid-command and SQLAlchemy's rollback then fails ("another command is already in progress"):
+    the timeout is the real reason, and the one the admin must read.
+    """
+    seen: set[int] = set()
+    context = exc.__context__
+    while context is not None and id(context) not in seen:
+        if isinstance(context, DeliveryError):
+            return context
+        seen.add(id(context))
+        context = context.__context__
+    return None
+
+
 @contextlib.contextmanager
 def translate_errors(where: str) -> Iterator[None]:
     try:
         yield
     except IntegrityError:
         raise
-    except DBAPIError as exc:
-        raise TemporaryFailure(f"database {where} unavailable: {describe_db_error(exc)}") from exc
     except SQLAlchemyError as exc:
-        raise TemporaryFailure(f"database {where} error: {describe_db_error(exc)}") from exc
+        cause = earlier_failure(exc)
+        if cause is not None:
+            raise cause from exc
+        kind = "unavailable" if isinstance(exc, DBAPIError) else "error"
+        raise TemporaryFailure(f"database {where} {kind}: {describe_db_error(exc)}") from exc
