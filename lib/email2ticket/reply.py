@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from .encoded_forms import decoded_view
 from .separator_list import DEFAULT_SEPARATORS
 from .separator_search import Hit, first_hit
-from .separators import InvalidSeparator, Separator, effective_separators, parse_separator
+from .separators import InvalidSeparator, Separator, effective_separators, parse_separator, separators_from_edits
 from .taglines import tidy_comment
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ __all__ = [
     "effective_separators",
     "extract_reply",
     "parse_separator",
+    "separators_from_edits",
     "strip_reply",
 ]
 

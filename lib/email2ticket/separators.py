@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -187,3 +187,11 @@ def effective_separators(added: Sequence[str], removed: Sequence[str]) -> tuple[
         if text not in result:
             result.append(text)
     return tuple(result)
+
+
+def separators_from_edits(edits: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    """The separators in force after the admin's stored (op, text) edits, oldest first."""
+    ordered = list(edits)
+    added = [text for op, text in ordered if op == "add"]
+    removed = [text for op, text in ordered if op == "remove"]
+    return effective_separators(added, removed)

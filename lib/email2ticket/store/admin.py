@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
-from ..reply import DEFAULT_SEPARATORS, InvalidSeparator, effective_separators, parse_separator
+from ..reply import DEFAULT_SEPARATORS, InvalidSeparator, parse_separator, separators_from_edits
 from ..rules import ACCESS_LEVELS
 from ..settings import DESCRIPTIONS, RuleSettings, format_value, setting_names, settings_from_rows, stored_form
 from .engine import ensure_schema, make_engine, normalise_url, redact
@@ -130,10 +130,10 @@ class AdminStore:
 
     def list_separators(self) -> list[dict[str, Any]]:
         with self.session() as s:
-            added, removed = _separator_edits(s)
+            edits = s.execute(select(SeparatorEdit.op, SeparatorEdit.text).order_by(SeparatorEdit.id)).all()
         return [
             {"text": text, "origin": "built-in" if text in DEFAULT_SEPARATORS else "added"}
-            for text in effective_separators(added, removed)
+            for text in separators_from_edits((op, text) for op, text in edits)
         ]
 
     def add_separator(self, text: str) -> str:
@@ -338,8 +338,3 @@ def _find_ticket(s: Session, ticket_id: int) -> Ticket:
     if ticket is None:
         raise AdminError(f"there is no ticket #{ticket_id}")
     return ticket
-
-
-def _separator_edits(s: Session) -> tuple[list[str], list[str]]:
-    edits = s.scalars(select(SeparatorEdit).order_by(SeparatorEdit.id)).all()
-    return [e.text for e in edits if e.op == "add"], [e.text for e in edits if e.op == "remove"]

@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy import table as lightweight_table
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from ..reply import effective_separators
+from ..reply import separators_from_edits
 from ..rules import Context, Decision, EarlierDelivery, Facts, TicketFacts, UserFacts
 from ..settings import RuleSettings, settings_from_rows
 from . import schema as t
@@ -205,9 +205,7 @@ class DeliveryTransaction:
     def rule_settings(self) -> tuple[RuleSettings, tuple[str, ...]]:
         rows = {row[2]: row[3] for row in self._preamble if row[0] == 1}
         edits = [(row[2], row[3]) for row in self._preamble if row[0] == 2]
-        added = [text for op, text in edits if op == "add"]
-        removed = [text for op, text in edits if op == "remove"]
-        return settings_from_rows(rows), effective_separators(added, removed)
+        return settings_from_rows(rows), separators_from_edits(edits)
 
     def facts(
         self,
