@@ -290,8 +290,8 @@ def test_modes_off_and_all(desk: Desk, keys: dict[str, SigningKey]) -> None:
 def test_explain_tells_the_verdict_in_words(desk: Desk, keys: dict[str, SigningKey]) -> None:
     forged = sign(desk.reply(), keys["evil"])
     lines = desk.admin("explain", stdin=forged).stdout_text.splitlines()
-    assert "sender-is-privileged-technician: HIT - bob@helpdesk.example is a technician with normal" in lines[7]
-    assert lines[8].startswith(
+    assert "sender-is-privileged-technician: HIT - bob@helpdesk.example is a technician with normal" in lines[11]
+    assert lines[12].startswith(
         "sender-authenticated: MISS - not authenticated: no DKIM signature both verified and aligned with the From: "
         "domain helpdesk.example; dkim d=evil.example s=evil rsa-sha256: pass (signature verified), d= is unrelated"
     )

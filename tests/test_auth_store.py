@@ -10,6 +10,7 @@ from sqlalchemy import inspect, text
 from email2ticket.store.admin import AdminStore
 from email2ticket.store.engine import current_revision, make_engine
 from email2ticket.store.migrate import alembic_config, upgrade
+from email2ticket.store.schema import SCHEMA_REVISION
 
 
 def test_upgrade_from_0001_keeps_old_rows_unverified(database_url: str) -> None:
@@ -43,7 +44,7 @@ def test_upgrade_from_0001_keeps_old_rows_unverified(database_url: str) -> None:
             {"now": now, "raw": b"x"},
         )
     store = AdminStore(database_url)
-    assert store.init() == "schema upgraded from 0001 at revision 0002"
+    assert store.init() == f"schema upgraded from 0001 at revision {SCHEMA_REVISION}"
     ticket = store.show_ticket(1)
     assert ticket["unverified_sender"] is False and ticket["comments"][0]["verified"] is False
     assert store.list_messages(action=None, since=None)[0]["auth_verdict"] is None

@@ -66,6 +66,65 @@ class ServiceConfig:
     threads: int = 4  # concurrent deliveries (and database connections) per process
 
 
+NOTIFY_METHODS = ("sendmail", "smtp", "off")
+NULL_SENDER = "<>"
+
+
+@dataclass(frozen=True)
+class NotificationsConfig:
+    """How the help desk sends its own mail: acknowledgements and notifications (notify.py, mailer.py).
+
+    Without `from_address` nothing is ever sent, and a missing key file is no error (keyfile.py), so an
+    installation that does not want notifications needs no [notifications] section at all.
+    """
+
+    from_address: str | None = None  # "Help Desk <helpdesk@example.org>"; None: notifications are off
+    method: str = "sendmail"  # "sendmail" | "smtp" | "off"
+    sendmail: str = "/usr/sbin/sendmail"  # run as [sendmail, "-t", "-i", "-f", envelope_from]
+    smtp_host: str = "127.0.0.1"  # a local relay: no TLS, no authentication
+    smtp_port: int = 25
+    timeout: float = 10.0  # seconds for one send (the sendmail process; each SMTP read or write)
+    message_id_domain: str | None = None  # default: the domain of from_address
+    instance_id: str | None = None  # value of our loop header; default: the Message-ID domain
+    key_file: str | None = None  # default: <user data dir>/email2ticket/notification-keys
+    previous_keys: int = 2  # after a rotation, how many previous keys still verify tokens
+    templates: str | None = None  # a directory whose files override the built-in templates
+    bounce_address: str | None = None  # envelope sender; "<>" is the null sender; default: from_address
+
+    @property
+    def enabled(self) -> bool:
+        return self.from_address is not None and self.method != "off"
+
+    def address(self) -> str | None:
+        """The addr-spec of from_address (validated to have one, so only None when unset)."""
+        return _addr_spec(self.from_address) if self.from_address else None
+
+    def domain(self) -> str | None:
+        """The right-hand side of our Message-IDs: message_id_domain, else from_address's domain."""
+        if self.message_id_domain:
+            return self.message_id_domain
+        address = self.address()
+        return address.rpartition("@")[2].lower() if address else None
+
+    def loop_id(self) -> str | None:
+        """The value of our X-Email2ticket-Loop header, which tells our own mail coming back."""
+        return self.instance_id or self.domain()
+
+    def envelope_from(self) -> str | None:
+        """The envelope sender (where bounces go): "" for the null sender, None when unset."""
+        if self.bounce_address is not None:
+            return "" if self.bounce_address == NULL_SENDER else self.bounce_address
+        return self.address()
+
+    def key_path(self) -> Path:
+        """The HMAC key file: key_file, else `notification-keys` in the user's data directory."""
+        if self.key_file:
+            return Path(self.key_file).expanduser()
+        from platformdirs import user_data_path  # only paid for when no key file is configured
+
+        return user_data_path("email2ticket") / "notification-keys"
+
+
 @dataclass(frozen=True)
 class Config:
     """Validated infrastructure settings; see examples/config.toml for each key's meaning."""
@@ -77,6 +136,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     source: str | None = None  # the file this came from, for error messages and `doctor`
 
     def resolved_database_url(self) -> str:
@@ -138,11 +198,13 @@ def parse_config_file(path: Path) -> Config:
 
 def config_from_mapping(data: dict[str, Any], *, source: str | None = None) -> Config:
     """Validate a parsed TOML document into a Config; unknown keys and wrong types are errors."""
-    known = {"database_url", "max_message_bytes", "delivery_timeout", "max_attempts", "logging", "dns", "service"}
+    known = {"database_url", "max_message_bytes", "delivery_timeout", "max_attempts"}
+    known |= {"logging", "dns", "service", "notifications"}
     _refuse_unknown(data, known, "")
     logging = _logging_from_mapping(data.get("logging", {}))
     dns = _dns_from_mapping(data.get("dns", {}))
     service = _service_from_mapping(data.get("service", {}))
+    notifications = _notifications_from_mapping(data.get("notifications", {}))
     url = data.get("database_url")
     if url is not None and (not isinstance(url, str) or not url.strip()):
         raise ConfigurationError("database_url must be a non-empty string")
@@ -163,6 +225,7 @@ def config_from_mapping(data: dict[str, Any], *, source: str | None = None) -> C
         logging=logging,
         dns=dns,
         service=service,
+        notifications=notifications,
         source=source,
     )
 
@@ -268,6 +331,113 @@ def _service_from_mapping(data: Any) -> ServiceConfig:
         workers=counts["workers"],
         threads=counts["threads"],
     )
+
+
+_NOTIFICATIONS_KEYS = {
+    "from_address",
+    "method",
+    "sendmail",
+    "smtp_host",
+    "smtp_port",
+    "timeout",
+    "message_id_domain",
+    "instance_id",
+    "key_file",
+    "previous_keys",
+    "templates",
+    "bounce_address",
+}
+
+
+def _notifications_from_mapping(data: Any) -> NotificationsConfig:
+    if not isinstance(data, dict):
+        raise ConfigurationError("[notifications] must be a table")
+    _refuse_unknown(data, _NOTIFICATIONS_KEYS, "notifications.")
+    from_address = _optional_text(data, "from_address")
+    if from_address is not None and _addr_spec(from_address) is None:
+        raise ConfigurationError(
+            'notifications.from_address must be one address with a domain, such as "Help Desk <helpdesk@example.org>"'
+        )
+    method = data.get("method", NotificationsConfig.method)
+    if method not in NOTIFY_METHODS:
+        raise ConfigurationError(f"notifications.method must be one of {', '.join(NOTIFY_METHODS)}")
+    port = data.get("smtp_port", NotificationsConfig.smtp_port)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigurationError("notifications.smtp_port must be a port number from 1 to 65535")
+    timeout = data.get("timeout", NotificationsConfig.timeout)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigurationError("notifications.timeout must be a positive number of seconds")
+    previous = data.get("previous_keys", NotificationsConfig.previous_keys)
+    if isinstance(previous, bool) or not isinstance(previous, int) or previous < 0:
+        raise ConfigurationError("notifications.previous_keys must be an integer, 0 or more")
+    domain = _optional_text(data, "message_id_domain")
+    if domain is not None and not _is_domain(domain):
+        raise ConfigurationError("notifications.message_id_domain must be a domain name such as helpdesk.example.org")
+    instance = _optional_text(data, "instance_id")
+    if instance is not None and not _is_header_token(instance):
+        raise ConfigurationError("notifications.instance_id must be printable ASCII without spaces")
+    bounce = _optional_text(data, "bounce_address")
+    if bounce is not None and bounce != NULL_SENDER and _addr_spec(bounce) != bounce:
+        raise ConfigurationError('notifications.bounce_address must be a bare address (bounces@example.org) or "<>"')
+    return NotificationsConfig(
+        from_address=from_address,
+        method=method,
+        sendmail=_absolute_path(data, "sendmail") or NotificationsConfig.sendmail,
+        smtp_host=_optional_text(data, "smtp_host") or NotificationsConfig.smtp_host,
+        smtp_port=port,
+        timeout=float(timeout),
+        message_id_domain=domain.lower() if domain else None,
+        instance_id=instance,
+        key_file=_absolute_path(data, "key_file"),
+        previous_keys=previous,
+        templates=_absolute_path(data, "templates"),
+        bounce_address=bounce,
+    )
+
+
+def _optional_text(data: dict[str, Any], key: str) -> str | None:
+    """A string setting: absent is None; empty, non-string or multi-line is an error (header injection)."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or "\r" in value or "\n" in value:
+        raise ConfigurationError(f"notifications.{key} must be a non-empty one-line string")
+    return value.strip()
+
+
+def _absolute_path(data: dict[str, Any], key: str) -> str | None:
+    """A path setting: absolute or ~/..., because the MTA runs us in a working directory nobody chose."""
+    value = _optional_text(data, key)
+    if value is not None and not value.startswith(("/", "~")):
+        raise ConfigurationError(f"notifications.{key} must be an absolute path (or start with ~/)")
+    return value
+
+
+def _addr_spec(text: str) -> str | None:
+    """The one ASCII addr-spec with a domain in an address ("Name <a@b.example>" or "a@b.example"), or None."""
+    from email.utils import getaddresses  # only paid for when notifications are configured
+
+    pairs = getaddresses([text])
+    if len(pairs) != 1:
+        return None
+    address = pairs[0][1]
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not _is_domain(domain) or not address.isascii() or any(c.isspace() for c in address):
+        return None
+    return address
+
+
+def _is_domain(text: str) -> bool:
+    labels = text.rstrip(".").split(".")
+    return text.isascii() and len(labels) >= 1 and all(_is_label(label) for label in labels)
+
+
+def _is_label(label: str) -> bool:
+    return 0 < len(label) <= 63 and all(c.isalnum() or c == "-" for c in label) and not label.startswith("-")
+
+
+def _is_header_token(text: str) -> bool:
+    return text.isascii() and text.isprintable() and not any(c.isspace() for c in text)
 
 
 def _is_octal_mode(text: str) -> bool:

@@ -9,19 +9,23 @@ decision and the raw message's audit record, commit. Only after the commit does 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from .auth import AuthPolicy, offline_verdict, verify_sender
+from .classify import Classification, classify
 from .config import DnsConfig
+from .decision import Context, Decision, Outbound
 from .envelope import Envelope
 from .exits import DataError, ExitCode, TemporaryFailure
 from .message import ParsedMessage, parse_message
-from .rules import Context, Decision, decide, identify_sender
+from .rules import decide, identify_sender
+from .settings import RuleSettings
 from .subject import find_ticket_reference
 
 if TYPE_CHECKING:
     from .store.delivery import DeliveryStore, MessageKeys
+    from .tokens import Keyring
 
 # Concurrent deliveries of the same message (or the first mails of one new sender) can collide on a
 # unique key; the loser retries once the winner has committed, and then sees a duplicate.
@@ -32,6 +36,27 @@ VERIFY_ROUNDS = 3
 
 
 @dataclass(frozen=True)
+class MailIdentity:
+    """Who we are as a sender of mail: how our own notifications and tokens are recognised.
+
+    Built by the shell from [notifications] and the key file (cli/deliver.py `mail_identity`); the
+    default - no keyring, no loop id, notifications off - still classifies every other signal.
+    """
+
+    keyring: Keyring | None = None
+    instance_id: str | None = None
+    outbound: Outbound = field(default_factory=Outbound)
+
+
+@dataclass(frozen=True)
+class Release:
+    """An admin's `messages release`: the held or ignored record, and the rule it skips."""
+
+    message_row: int
+    rule: str
+
+
+@dataclass(frozen=True)
 class Outcome:
     """The result of one delivery, as printed by --json and logged."""
 
@@ -39,6 +64,8 @@ class Outcome:
     message: ParsedMessage
     dry_run: bool = False
     message_row: int | None = None  # the audit record, when one was written
+    notifications: tuple[int, ...] = ()  # notification rows written as pending, to send after the commit
+    notifications_due: int = 0  # earlier notifications waiting for a retry, as seen by this delivery
 
     @property
     def exit_code(self) -> ExitCode:
@@ -56,6 +83,7 @@ class Outcome:
             "ticket": self.ticket,
             "reasons": self.decision.reasons,
             "exit_code": int(self.exit_code),
+            "notify": [{"kind": n.kind, "recipient": n.recipient} for n in self.decision.notices],
         }
 
 
@@ -103,6 +131,8 @@ def deliver(
     dry_run: bool = False,
     max_attempts: int | None = DEFAULT_MAX_ATTEMPTS,
     dns: DnsConfig | None = None,
+    identity: MailIdentity | None = None,
+    release: Release | None = None,
 ) -> Outcome:
     """Deliver one message; raises DeliveryError subclasses for failures with a known exit code.
 
@@ -110,9 +140,11 @@ def deliver(
     is recorded and deferred (75), and the `max_attempts`-th is quarantined and returned as a success
     (exit 0), so the MTA does not retry a poison message for days. None: never count (replay).
     `dns` is where sender verification asks for DKIM keys (default: the system resolver, 10 s budget).
+    `identity` recognises our own mail and tokens; `release` delivers a held message past its check.
     """
     try:
-        return _deliver(raw, envelope, store, max_message_bytes=max_message_bytes, dry_run=dry_run, dns=dns)
+        options = _Options(dns or DnsConfig(), identity or MailIdentity(), release)
+        return _deliver(raw, envelope, store, max_message_bytes=max_message_bytes, dry_run=dry_run, options=options)
     except Exception as exc:
         from .quarantine import is_poison_suspect
 
@@ -153,32 +185,39 @@ def _count_failure(
     raise suspect_failure(attempt, error) from error
 
 
+@dataclass(frozen=True)
+class _Options:
+    dns: DnsConfig
+    identity: MailIdentity
+    release: Release | None
+
+
 def _deliver(
-    raw: bytes,
-    envelope: Envelope,
-    store: DeliveryStore,
-    *,
-    max_message_bytes: int,
-    dry_run: bool = False,
-    dns: DnsConfig | None = None,
+    raw: bytes, envelope: Envelope, store: DeliveryStore, *, max_message_bytes: int, dry_run: bool, options: _Options
 ) -> Outcome:
     """One delivery without failure counting; see deliver()."""
     from sqlalchemy.exc import IntegrityError
 
     check_size(raw, max_message_bytes)
     message = parse_message(raw)
-    ctx = Context(message=message, envelope=envelope, sender=identify_sender(message, envelope))
+    ctx = Context(
+        message=message,
+        envelope=envelope,
+        sender=identify_sender(message, envelope),
+        outbound=options.identity.outbound,
+        release=options.release.rule if options.release else None,
+    )
     keys = message_keys(message, raw)
     for _attempt in range(CONFLICT_RETRIES):
         try:
-            return _deliver_verified(ctx, raw, keys, store, dry_run=dry_run, dns=dns or DnsConfig())
+            return _deliver_verified(ctx, raw, keys, store, dry_run=dry_run, options=options)
         except IntegrityError as exc:
             last = exc
     raise TemporaryFailure("the message kept colliding with concurrent deliveries; try again") from last
 
 
 def _deliver_verified(
-    ctx: Context, raw: bytes, keys: MessageKeys, store: DeliveryStore, *, dry_run: bool, dns: DnsConfig
+    ctx: Context, raw: bytes, keys: MessageKeys, store: DeliveryStore, *, dry_run: bool, options: _Options
 ) -> Outcome:
     """One delivery; when its decision depends on a DKIM verdict, verify between two transactions.
 
@@ -187,22 +226,55 @@ def _deliver_verified(
     transaction looks the facts up again and decides with the verdict.
     """
     for _round in range(VERIFY_ROUNDS):
-        step = _deliver_once(ctx, raw, keys, store, dry_run=dry_run)
+        step = _deliver_once(ctx, raw, keys, store, dry_run=dry_run, options=options)
         if isinstance(step, Outcome):
             return step
-        ctx = replace(ctx, auth=verify_sender(raw, ctx.message, step, dns))
+        ctx = replace(ctx, auth=verify_sender(raw, ctx.message, step, options.dns))
     raise TemporaryFailure("the sender verification settings kept changing during this delivery; try again")
 
 
+def ticket_reference(
+    subject: str, settings: RuleSettings, cls: Classification
+) -> tuple[int | None, Literal["subject", "token", "bounce"] | None]:
+    """The ticket a message refers to, and how: a bounce's report, the subject, else our token."""
+    if cls.bounce is not None:
+        linked = cls.bounce_ticket or next(iter(cls.token_tickets), None)
+        return linked, "bounce" if linked is not None else None
+    reference = find_ticket_reference(subject, bare_numbers=settings.bare_number_references)
+    if reference is not None:
+        return reference, "subject"
+    if cls.token_tickets:
+        return cls.token_tickets[0], "token"
+    return None, None
+
+
 def _deliver_once(
-    ctx: Context, raw: bytes, keys: MessageKeys, store: DeliveryStore, *, dry_run: bool
+    ctx: Context, raw: bytes, keys: MessageKeys, store: DeliveryStore, *, dry_run: bool, options: _Options
 ) -> Outcome | AuthPolicy:
     """Decide and write in one transaction; returns the AuthPolicy to verify under when DNS is needed first."""
     with store.transaction(commit=not dry_run) as tx:
         settings, separators = tx.rule_settings()
-        reference = find_ticket_reference(ctx.message.subject, bare_numbers=settings.bare_number_references)
+        if options.release is not None:
+            tx.release(options.release.message_row)  # its idempotency key must not make this a duplicate
+        identity = options.identity
+        cls = classify(
+            ctx.message,
+            raw,
+            ctx.envelope,
+            settings,
+            keyring=identity.keyring,
+            instance_id=identity.instance_id,
+            sender=ctx.sender.address,
+        )
+        ctx = replace(ctx, classification=cls)
+        reference, source = ticket_reference(ctx.message.subject, settings, cls)
         facts = tx.facts(
-            sender=ctx.sender.address, reference=reference, keys=keys, settings=settings, separators=separators
+            sender=ctx.sender.address,
+            reference=reference,
+            reference_source=source,
+            keys=keys,
+            settings=settings,
+            separators=separators,
         )
         decision = decide(ctx, facts)
         policy = AuthPolicy.from_settings(settings)
@@ -219,4 +291,10 @@ def _deliver_once(
             return Outcome(decision, ctx.message, dry_run=True)
         written = tx.apply(decision, ctx, raw, keys)
     # The `with` block committed: only now is the outcome true.
-    return Outcome(replace(decision, ticket=written.ticket), ctx.message, message_row=written.message_row)
+    return Outcome(
+        replace(decision, ticket=written.ticket),
+        ctx.message,
+        message_row=written.message_row,
+        notifications=written.notifications,
+        notifications_due=facts.notifications_due,
+    )

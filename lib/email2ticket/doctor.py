@@ -69,11 +69,55 @@ def run_checks(
     database = _database_checks(config)
     checks += database
     checks.append(_pipe_user_check(config, user))
+    checks += notification_checks(config)
     if postfix_dir:
         checks += postfix_checks(Path(postfix_dir), config)
     if all(c.ok for c in database):
         checks.append(_quarantine_check(config))
     return checks
+
+
+def notification_checks(config: Config) -> list[Check]:
+    """[notifications]: off, or a key file, templates and a transport that work."""
+    from .keyfile import keyring_for
+    from .notify import check_templates, load_templates
+
+    settings = config.notifications
+    if not settings.enabled:
+        return [Check("notifications", True, "off: no acknowledgements are sent ([notifications] from_address)")]
+    checks = [Check("notifications", True, f"on, from {settings.from_address} by {settings.method}")]
+    try:
+        keyring = keyring_for(settings)
+        assert keyring is not None, "keyring_for raises when notifications are on and the file is missing"
+        checks.append(Check("notification key", True, f"{settings.key_path()}: {len(keyring.keys)} key(s) in force"))
+    except DeliveryError as exc:
+        checks.append(Check("notification key", False, exc.reason, "run `email2ticket init` as the help desk's user"))
+    try:
+        problems = check_templates(load_templates(settings.templates))
+    except DeliveryError as exc:
+        problems = [exc.reason]
+    detail = "; ".join(problems) or f"{settings.templates or 'built-in'} templates are valid"
+    checks.append(Check("notification templates", not problems, detail, "edit the template files"))
+    checks.append(_transport_check(config))
+    return checks
+
+
+def _transport_check(config: Config) -> Check:
+    """Can notifications leave? The sendmail program exists, or the SMTP relay accepts a connection."""
+    import socket
+
+    settings = config.notifications
+    if settings.method == "sendmail":
+        ok = os.access(settings.sendmail, os.X_OK)
+        detail = f"{settings.sendmail} {'is' if ok else 'is not'} an executable program"
+        return Check("notification transport", ok, detail, "install the MTA's sendmail or set [notifications] sendmail")
+    try:
+        with socket.create_connection((settings.smtp_host, settings.smtp_port), timeout=settings.timeout):
+            pass
+    except OSError as exc:
+        where = f"{settings.smtp_host}:{settings.smtp_port}"
+        return Check("notification transport", False, f"cannot connect to {where}: {exc}", "check smtp_host/smtp_port")
+    return Check("notification transport", True, f"SMTP relay {settings.smtp_host}:{settings.smtp_port} answers")
 
 
 def _database_url_check(config: Config) -> Check:

@@ -26,7 +26,7 @@ from .envelope import Envelope
 from .exits import DeliveryError, ExitCode, TemporaryFailure
 
 if TYPE_CHECKING:
-    from .config import DnsConfig, LoggingConfig
+    from .config import Config, LoggingConfig
     from .deliver import Outcome
     from .store.delivery import DeliveryStore, MessageKeys
 
@@ -145,8 +145,8 @@ def record_failure(
 
 def quarantine_outcome(attempt: Attempt, error: BaseException, message: Any) -> Outcome:
     """The delivery's result once a message is quarantined: exit 0, action `quarantine`."""
+    from .decision import Decision, RuleResult
     from .deliver import Outcome
-    from .rules import Decision, RuleResult
 
     why = (
         f"failed {attempt.number} times with an unexpected error ({describe(error)}); stored as message "
@@ -262,12 +262,13 @@ class QuarantineStore:
             message = self._get(s, row)
             return _quarantined(message, 0), json.loads(message.reasons), message.raw
 
-    def replay(self, row: int, *, max_message_bytes: int, dns: DnsConfig | None = None) -> Outcome:
+    def replay(self, row: int, config: Config) -> Outcome:
         """Deliver the stored raw bytes again with today's code and rules; on success the record
         becomes `replayed` (kept in the audit trail). A failure leaves it quarantined and is raised."""
         from sqlalchemy import update
 
-        from .deliver import deliver
+        from .cli.deliver import deliver_message
+        from .notifications import after_delivery
         from .store import schema as t
         from .store.delivery import DeliveryStore
 
@@ -278,7 +279,7 @@ class QuarantineStore:
             reasons = json.loads(message.reasons)
         store = DeliveryStore(self.url, lock_timeout=self.lock_timeout)
         try:
-            outcome = deliver(raw, envelope, store, max_message_bytes=max_message_bytes, max_attempts=None, dns=dns)
+            outcome = deliver_message(raw, envelope, store, config, dry_run=False, max_attempts=None)
             note = f"quarantine-replay: replayed as message {outcome.message_row} ({outcome.decision.action})"
             with store.transaction() as tx:
                 tx.conn.execute(
@@ -286,6 +287,7 @@ class QuarantineStore:
                     .where(t.messages.c.id == row)
                     .values(action=REPLAYED, reasons=json.dumps([*reasons, note], ensure_ascii=False))
                 )
+            after_delivery(store, config, outcome)
             return outcome
         finally:
             store.dispose()

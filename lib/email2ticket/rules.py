@@ -23,7 +23,7 @@ as unverified; a DNS temperror that decides the outcome defers the message (75).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 from .envelope import Envelope
@@ -34,133 +34,34 @@ from .settings import RuleSettings
 from .subject import clean_subject, has_reply_prefix
 
 if TYPE_CHECKING:
-    from .auth import Verdict
+    pass
 
-# "defer" never reaches the database: it is a DNS temperror that decided the outcome (exit 75).
-# "defer" and "quarantine" are never decided by a rule: delivery records them for failed attempts
-# (see quarantine.py), and "replayed" marks a quarantined message the admin delivered again.
-Action = Literal["create", "update", "duplicate", "reject", "ignore", "defer", "quarantine", "replayed"]
-ACTIONS: tuple[Action, ...] = ("create", "update", "duplicate", "reject", "ignore", "defer", "quarantine", "replayed")
-PRIVILEGED_ACCESS = frozenset({"normal", "full"})
-ACCESS_LEVELS = ("none", "limited", "normal", "full")
-
-
-# --- the facts rules run on ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class UserFacts:
-    """A row of the user table as the rules need it."""
-
-    email: str
-    is_technician: bool = False
-    access: str = "none"
-    disabled: bool = False
-
-
-@dataclass(frozen=True)
-class TicketFacts:
-    """The ticket a subject refers to, as the rules need it."""
-
-    id: int
-    status: str
-    requester: str
-    technician: str | None = None
-
-
-@dataclass(frozen=True)
-class EarlierDelivery:
-    """A message already delivered under the same idempotency key."""
-
-    message_row: int
-    action: str
-    ticket: int | None
-
-
-@dataclass(frozen=True)
-class Facts:
-    """Everything the store looked up for one message, inside the delivery's transaction."""
-
-    settings: RuleSettings = field(default_factory=RuleSettings)
-    separators: tuple[str, ...] = ()
-    sender_user: UserFacts | None = None
-    reference: int | None = None  # the ticket number the subject ends with (see subject.py)
-    ticket: TicketFacts | None = None  # that ticket, when it exists
-    earlier: EarlierDelivery | None = None
-    message_id_reused: bool = False  # another message with this Message-ID but a different body
-
-
-@dataclass(frozen=True)
-class Sender:
-    """Who the message is from, and where we learnt it."""
-
-    address: str | None
-    source: Literal["from", "envelope"] | None
-
-
-@dataclass(frozen=True)
-class Context:
-    """One message on its way through the rules."""
-
-    message: ParsedMessage
-    envelope: Envelope
-    sender: Sender
-    auth: Verdict | None = None  # the sender verification verdict; None: not evaluated (yet)
-
-
-# --- the record ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RuleResult:
-    """One rule's verdict: its name, whether it hit, and why, in words an admin understands."""
-
-    name: str
-    hit: bool
-    why: str
-
-    def reason(self) -> str:
-        """The `--json` form: '<rule-name>: <sentence>'."""
-        return f"{self.name}: {self.why}"
-
-    def explain_line(self) -> str:
-        """The `explain` form: '<rule-name>: HIT|MISS - <sentence>'."""
-        return f"{self.name}: {'HIT' if self.hit else 'MISS'} - {self.why}"
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What to do with one message, and the full record of why."""
-
-    action: Action
-    exit_code: ExitCode
-    results: tuple[RuleResult, ...]
-    ticket: int | None = None  # ticket updated / duplicated into; create: filled in by the store
-    subject: str = ""  # title of a new ticket
-    body: str = ""  # description of a new ticket, or the comment text
-    reopen: bool = False
-    create_sender: bool = False  # the sender is not in the user table and becomes a requester
-    status_reason: str = ""  # one sentence for the MTA when exit_code is not 0
-    auth_needed: bool = False  # the decision consulted the sender verification verdict
-    auth_pending: bool = False  # ...but the Context had none: the shell must verify and decide again
-    author_verified: bool = False  # the sender was authenticated (stored with a comment)
-    unverified_sender: bool = False  # a new ticket because a privilege was withheld from an unverified sender
-
-    @property
-    def reasons(self) -> list[str]:
-        return [r.reason() for r in self.results]
-
-    def summary(self) -> str:
-        """The `Decision:` line of `explain`."""
-        if self.action == "create":
-            unverified = " flagged as from an unverified sender" if self.unverified_sender else ""
-            return "create new ticket" + (f" #{self.ticket}" if self.ticket else "") + unverified
-        if self.action == "update":
-            return f"update ticket #{self.ticket}" + (" (reopening it)" if self.reopen else "")
-        if self.action == "duplicate":
-            return "duplicate of an earlier delivery" + (f" (ticket #{self.ticket})" if self.ticket else "")
-        return f"{self.action} (exit {int(self.exit_code)}): {self.status_reason}"
-
+from .classify import Classification
+from .decision import (  # noqa: F401 (re-exported: the rules' data)
+    ACCESS_LEVELS,
+    ACTIONS,
+    PRIVILEGED_ACCESS,
+    Action,
+    Context,
+    Decision,
+    EarlierDelivery,
+    Facts,
+    RuleResult,
+    Sender,
+    TicketFacts,
+    UserFacts,
+)
+from .loop_rules import (
+    automatic_note,
+    bounce_decision,
+    rule_automatic_mail,
+    rule_bounce,
+    rule_own_mail,
+    rule_sender_flood,
+    rule_spam_flag,
+    stop,
+)
+from .notify_rules import plan_notifications
 
 # --- the rules ----------------------------------------------------------------------------------
 
@@ -232,6 +133,12 @@ def rule_ticket_reference(ctx: Context, facts: Facts) -> RuleResult:
             False,
             f"the subject does not end with a ticket number (bare_number_references={bare})",
         )
+    if facts.reference_source == "token":
+        return RuleResult(
+            "ticket-reference",
+            True,
+            f"the subject names no ticket, but In-Reply-To/References carry our token for ticket #{facts.reference}",
+        )
     return RuleResult("ticket-reference", True, f"the subject ends with a reference to ticket #{facts.reference}")
 
 
@@ -271,9 +178,12 @@ def rule_replies_unrestricted(settings: RuleSettings) -> RuleResult:
     return RuleResult("replies-unrestricted", True, "restrict_replies is off: anyone may reply to a ticket")
 
 
-def rule_reply_prefix(ctx: Context, settings: RuleSettings) -> RuleResult:
-    if has_reply_prefix(ctx.message.subject, settings.reply_prefixes):
+def rule_reply_prefix(ctx: Context, facts: Facts) -> RuleResult:
+    if has_reply_prefix(ctx.message.subject, facts.settings.reply_prefixes):
         return RuleResult("reply-prefix", True, "the subject starts with a reply prefix: quoted history is stripped")
+    if facts.reference_source == "token":
+        why = "no reply prefix, but it answers our notification (our token): quoted history is stripped"
+        return RuleResult("reply-prefix", True, why)
     return RuleResult("reply-prefix", False, "the subject has no reply prefix: the whole body is kept")
 
 
@@ -354,8 +264,23 @@ RULES: tuple[tuple[str, str], ...] = (
     ("has-sender", "The message has a sender: a From: address, else the envelope sender (else exit 65)"),
     ("already-delivered", "The same message (Message-ID and body digest) was delivered before: duplicate"),
     ("message-id-reused", "A different message reuses an earlier Message-ID: delivered as its own message"),
+    ("own-mail", "Our own notification came back (our loop header, or our token as its Message-ID): ignored"),
+    ("spam-flag", "A trusted spam header (spam_headers) marks the message: held"),
+    ("bounce", "A delivery failure report (RFC 3464 or a known non-standard form)"),
+    ("bounce-linked", "The report names our notification: an internal note on its ticket, else ignored"),
+    ("hard-bounce", "A permanent failure: the ticket's participant that failed is not notified again"),
+    (
+        "automatic-mail",
+        "Auto-Submitted, Precedence, X-Autoreply, X-Autorespond, X-Auto-Response-Suppress, List-Id, "
+        "List-Unsubscribe, null sender, MAILER-DAEMON, out-of-office subject (unless in allowed_senders): "
+        "only ever an internal note on a ticket the sender may update, else ignored",
+    ),
     ("known-sender", "The sender is an enabled user; otherwise unknown_senders decides (reject exits 77)"),
-    ("ticket-reference", "The subject ends with a ticket number (bare_number_references)"),
+    (
+        "ticket-reference",
+        "The subject ends with a ticket number (bare_number_references), else In-Reply-To/References carry our "
+        "token for one",
+    ),
     ("ticket-exists", "That ticket exists"),
     ("sender-is-participant", "The sender is the ticket's requester or assigned technician"),
     ("sender-is-privileged-technician", "The sender is a technician with normal or full access"),
@@ -365,10 +290,22 @@ RULES: tuple[tuple[str, str], ...] = (
         "Where a granted privilege needs it (sender_verification), the sender is authenticated: an aligned DKIM "
         "signature or a trusted Authentication-Results header; recorded as not needed otherwise",
     ),
+    ("sender-flood", "More than max_new_tickets_per_sender_per_hour new tickets from the sender: held"),
+    ("refers-to", "A new ticket records the ticket our token named, which the sender may not update"),
     ("unverified-sender", "A privilege was withheld from an unauthenticated sender: a new, flagged ticket"),
     ("reply-prefix", "The subject starts with a reply prefix, so quoted history is stripped"),
     ("reply-separator", "Where the earliest reply separator cuts the body"),
     ("reopen-on-reply", "A reply to a closed ticket reopens it (reopen_on_reply)"),
+    (
+        "acknowledge",
+        "A new ticket is acknowledged to its requester, unless off, our own address, hard-bounced, DKIM/DMARC "
+        "fail, unverified with acknowledge_unverified off, or over max_autoreplies_per_day/_per_hour",
+    ),
+    ("notify-technician", "The assigned technician hears of each update by mail (notify_technician_of_updates)"),
+    (
+        "notify-requester",
+        "The requester gets an authenticated technician's comment (notify_requester_of_technician_comments)",
+    ),
 )
 
 
@@ -377,6 +314,7 @@ def decide(ctx: Context, facts: Facts) -> Decision:
 
     Every create or update records the sender verification right after the rules that grant the
     right to update: the verdict where a privilege depended on it, "not evaluated: not needed" elsewhere.
+    A create or update then passes the notification rules (notify_rules.py).
     """
     results: list[RuleResult] = [rule_has_sender(ctx)]
     if not results[0].hit:
@@ -386,27 +324,91 @@ def decide(ctx: Context, facts: Facts) -> Decision:
         return Decision("duplicate", ExitCode.OK, tuple(results), ticket=facts.earlier.ticket)
     if ctx.message.message_id:
         results.append(rule_message_id_reused(ctx, facts))
+    decision = _screen(ctx, facts, results) or _update_or_create(ctx, facts, results)
+    if decision.action not in ("create", "update"):
+        return decision
+    plan = plan_notifications(ctx, facts, decision)
+    return replace(
+        decision,
+        results=decision.results + plan.results,
+        notices=plan.notices,
+        auth_needed=decision.auth_needed or plan.auth_needed,
+        auth_pending=decision.auth_pending or plan.auth_pending,
+    )
+
+
+def _screen(ctx: Context, facts: Facts, results: list[RuleResult]) -> Decision | None:
+    """The loop protections that stop a message before any ticket rule (loop_rules.py); None: none did."""
+    cls = ctx.classification or Classification()
+    own = rule_own_mail(ctx, cls)
+    results.append(own)
+    if own.hit:
+        return stop(results, "ignore", "own-mail", "our own notification came back; it never opens a ticket")
+    spam = rule_spam_flag(ctx, cls)
+    results.append(spam)
+    if spam.hit:
+        return stop(results, "hold", "spam-flag", "marked as spam by a trusted spam header; held for the admin")
+    bounce = rule_bounce(ctx, cls)
+    results.append(bounce)
+    if bounce.hit:
+        return bounce_decision(ctx, cls, facts, results)
+    return None
+
+
+def _update_or_create(ctx: Context, facts: Facts, results: list[RuleResult]) -> Decision:
+    """The seed rules: update the referenced ticket when the sender may, else open a new one.
+
+    Automatic mail takes the same road but may only ever become an internal note on a ticket its sender
+    may update; everything else automatic is ignored (never a new ticket, never a bounce).
+    """
+    cls = ctx.classification or Classification()
+    automatic = rule_automatic_mail(ctx, cls)
+    results.append(automatic)
     known = rule_known_sender(ctx, facts)
     results.append(known)
     if not known.hit and facts.settings.unknown_senders == "reject":
+        if automatic.hit:  # refusing it would send a bounce to a robot: the next loop
+            return stop(results, "ignore", "automatic-mail", "automatic mail from an unknown sender")
         return _refuse(results, ExitCode.NOPERM, f"sender {ctx.sender.address} is not a help-desk user")
     gate = _ticket_to_update(ctx, facts, results)
     if gate.auth is None:
         results.append(rule_sender_authentication_not_needed(facts.settings))
-    create_sender = facts.sender_user is None
-    if gate.ticket is not None:
-        return _with_auth(_update(ctx, facts, results, gate.ticket, create_sender=create_sender), gate, ctx)
-    if gate.withheld is None or gate.refused is None or ctx.auth is None:
-        return _with_auth(_create(ctx, facts, results, create_sender=create_sender), gate, ctx)
-    if ctx.auth.result == "temperror":
+    if ctx.auth is not None and ctx.auth.result == "temperror" and gate.withheld is not None and gate.refused:
         reason = (
             f"could not verify the sender {ctx.sender.address}, on which updating ticket #{gate.refused.id} "
             f"depends: {ctx.auth.reason}; try again later"
         )
         return _with_auth(Decision("defer", ExitCode.TEMPFAIL, tuple(results), status_reason=reason), gate, ctx)
-    results.append(rule_unverified_sender(ctx, gate.refused, gate.withheld))
+    if automatic.hit:
+        if gate.ticket is not None:
+            return _with_auth(automatic_note(ctx, gate.ticket, results), gate, ctx)
+        reason = "automatic mail that may not update a ticket; kept, never answered"
+        return _with_auth(stop(results, "ignore", "automatic-mail", reason), gate, ctx)
+    create_sender = facts.sender_user is None
+    if gate.ticket is not None:
+        return _with_auth(_update(ctx, facts, results, gate.ticket, create_sender=create_sender), gate, ctx)
+    flood = rule_sender_flood(ctx, cls, facts)
+    results.append(flood)
+    if flood.hit:
+        reason = "too many new tickets from this sender in the last hour; held for the admin"
+        return _with_auth(stop(results, "hold", "sender-flood", reason), gate, ctx)
+    refers_to = facts.ticket.id if facts.reference_source == "token" and facts.ticket is not None else None
+    if refers_to is not None:
+        results.append(rule_refers_to(refers_to))
+    unverified = gate.withheld is not None and gate.refused is not None and ctx.auth is not None
+    if unverified and gate.refused is not None and gate.withheld is not None:
+        results.append(rule_unverified_sender(ctx, gate.refused, gate.withheld))
     decision = _create(ctx, facts, results, create_sender=create_sender)
-    return replace(_with_auth(decision, gate, ctx), unverified_sender=True)
+    return replace(_with_auth(decision, gate, ctx), unverified_sender=unverified, refers_to=refers_to)
+
+
+def rule_refers_to(ticket: int) -> RuleResult:
+    return RuleResult(
+        "refers-to",
+        True,
+        f"our token names ticket #{ticket}, which this sender may not update: the new ticket records that it "
+        "refers to it",
+    )
 
 
 def _with_auth(decision: Decision, gate: _Gate, ctx: Context) -> Decision:
@@ -485,7 +487,7 @@ def _create(ctx: Context, facts: Facts, results: list[RuleResult], *, create_sen
 def _update(
     ctx: Context, facts: Facts, results: list[RuleResult], ticket: TicketFacts, *, create_sender: bool
 ) -> Decision:
-    prefix = rule_reply_prefix(ctx, facts.settings)
+    prefix = rule_reply_prefix(ctx, facts)
     results.append(prefix)
     body = ctx.message.text
     if prefix.hit:

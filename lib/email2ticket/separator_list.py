@@ -68,6 +68,9 @@ _WROTE = (
 )
 
 DEFAULT_SEPARATORS: tuple[str, ...] = (
+    # Our own acknowledgements and notifications start with this line (notify.py), so a reply to one is
+    # cut there even when the mail client quotes without a header line.
+    "##- Please type your reply above this line -##",
     # Outlook desktop ("-----Original Message-----" and its translations, also Lotus Notes and AOL), Yahoo,
     # Zimbra and Thunderbird ("----- Original Message -----", "-------- Original Message --------"): plain
     # separators match any run of three or more dashes around the words.

@@ -41,6 +41,7 @@ from .cli.deliver import (
 from .client import FORWARDED_ENV, PROTOCOL
 from .envelope import Envelope, envelope_from
 from .exits import DEFAULT_STATUS, DeliveryError, ExitCode
+from .notifications import after_delivery
 from .store.delivery import DeliveryStore, DeliveryTransaction
 from .store.engine import normalise_url
 
@@ -196,6 +197,8 @@ class Deliverer:
             _current.deadline = None
             if not dry_run:
                 log_delivery(self.config, envelope, outcome, code, note, time.monotonic() - started)
+        if outcome is not None:  # committed: sending is outside the deadline and never changes the verdict
+            after_delivery(self.store, self.config, outcome)
         return Verdict(code, status, reason, _encode(out), _encode(err))
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dkim_alignment": ("relaxed", "strict"),
 }
 # Lists that may be empty (the prefix lists may not: a reply must be recognisable).
-MAY_BE_EMPTY = frozenset({"trusted_authserv_ids", "trusted_hosts"})
+MAY_BE_EMPTY = frozenset({"trusted_authserv_ids", "trusted_hosts", "own_addresses", "allowed_senders", "spam_headers"})
 _TRUE = {"on", "true", "yes", "1"}
 _FALSE = {"off", "false", "no", "0"}
 
@@ -46,6 +46,17 @@ class RuleSettings:
     dkim_alignment: str = "relaxed"
     trusted_authserv_ids: tuple[str, ...] = ()
     trusted_hosts: tuple[str, ...] = ()
+    # Notifications and loop protection (classify.py, notify_rules.py).
+    acknowledge_new_tickets: bool = True
+    acknowledge_unverified: bool = True
+    notify_technician_of_updates: bool = False
+    notify_requester_of_technician_comments: bool = False
+    max_autoreplies_per_day: int = 20
+    max_autoreplies_per_hour: int = 200
+    max_new_tickets_per_sender_per_hour: int = 10
+    own_addresses: tuple[str, ...] = ()
+    allowed_senders: tuple[str, ...] = ()
+    spam_headers: tuple[str, ...] = ("x-spam-flag: yes",)
 
 
 DESCRIPTIONS: dict[str, str] = {
@@ -61,6 +72,21 @@ DESCRIPTIONS: dict[str, str] = {
     "or strict (identical); a DMARC adkim=s of the From: domain makes it strict",
     "trusted_authserv_ids": "authserv-ids of Authentication-Results headers added by your own MTA's verifier "
     "(comma-separated; empty trusts none)",
+    "acknowledge_new_tickets": "Send the requester an acknowledgement of each new ticket (needs [notifications])",
+    "acknowledge_unverified": "Acknowledge senders whose address is not authenticated (off: no backscatter to "
+    "forged senders, but real customers without DKIM get no acknowledgement)",
+    "notify_technician_of_updates": "Mail the assigned technician each update that arrives by mail",
+    "notify_requester_of_technician_comments": "Mail the requester a technician's comment made by mail "
+    "(only an authenticated technician's)",
+    "max_autoreplies_per_day": "At most this many acknowledgements to one address in 24 hours",
+    "max_autoreplies_per_hour": "At most this many acknowledgements in total per hour (forged senders rotate)",
+    "max_new_tickets_per_sender_per_hour": "More new tickets than this from one sender in an hour are held",
+    "own_addresses": "The help desk's own addresses (comma-separated): never notified, never a requester "
+    "of an acknowledgement",
+    "allowed_senders": "Senders exempt from the automatic-mail classification and the flood limit "
+    "(addresses or @domain, comma-separated)",
+    "spam_headers": "Headers added by your own spam filter that mark spam, as 'Name: value' or 'Name' "
+    "(comma-separated; such mail is held)",
     "trusted_hosts": "Your own mail hosts (the 'by' host of Received: headers) above whose first outside hop "
     "Authentication-Results headers are considered (comma-separated; empty: only those above every Received:)",
 }
@@ -77,6 +103,8 @@ def parse_value(name: str, text: str) -> Any:
         raise SettingError(f"unknown setting {name!r} (known: {', '.join(setting_names())})")
     if isinstance(default, bool):
         return _parse_bool(name, text)
+    if isinstance(default, int):
+        return _parse_count(name, text)
     if isinstance(default, tuple):
         return _parse_list(name, text)
     if name in CHOICES and text.strip().lower() not in CHOICES[name]:
@@ -118,6 +146,16 @@ def _parse_bool(name: str, text: str) -> bool:
     if lowered in _FALSE:
         return False
     raise SettingError(f"{name} takes on/off (or true/false), not {text!r}")
+
+
+def _parse_count(name: str, text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise SettingError(f"{name} takes a whole number, not {text!r}") from None
+    if value < 0:
+        raise SettingError(f"{name} cannot be negative")
+    return value
 
 
 def _parse_list(name: str, text: str) -> tuple[str, ...]:

@@ -57,10 +57,12 @@ def build_parser() -> Parser:
 
 def _operations_commands(commands: Any) -> None:
     """`quarantine` (poison messages) and `doctor` (installation checks), from their own modules."""
-    from . import doctor, quarantine
+    from . import doctor, notifications, quarantine
 
     quarantine.register(commands.add_parser("quarantine", help="messages that failed repeatedly (poison messages)"))
     doctor.register(commands.add_parser("doctor", help="check configuration, database, pipe user and MTA wiring"))
+    notifications.register(commands.add_parser("notifications", help="outgoing notifications: list, retry, bounces"))
+    notifications.register_keys(commands.add_parser("keys", help="the HMAC keys of our Message-ID tokens"))
 
 
 def _user_commands(parser: argparse.ArgumentParser) -> None:
@@ -133,7 +135,7 @@ def _ticket_commands(parser: argparse.ArgumentParser) -> None:
 def _message_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="sub", required=True)
     listing = sub.add_parser("list", help="delivered messages with their decision")
-    listing.add_argument("--action", help="only this action (create, update, duplicate, reject, ignore)")
+    listing.add_argument("--action", help="only this action (create, update, note, duplicate, hold, ignore, ...)")
     listing.add_argument("--since", type=_timestamp, help="ISO date or time, e.g. 2026-11-26 or 2026-11-26T08:00")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_messages_list)
@@ -141,6 +143,9 @@ def _message_commands(parser: argparse.ArgumentParser) -> None:
     show.add_argument("id", type=int)
     show.add_argument("--raw", action="store_true", help="write the message exactly as received to stdout")
     show.set_defaults(handler=cmd_messages_show)
+    from .notifications import register_release
+
+    register_release(sub)
 
 
 def _timestamp(text: str) -> datetime:
@@ -162,7 +167,15 @@ def _print_json(value: Any) -> None:
 
 
 def cmd_init(args: argparse.Namespace, config: Config) -> int:
+    """Create or upgrade the schema, and make the HMAC key of our Message-ID tokens if there is none."""
+    from ..keyfile import create_keyring
+
     print(_store(config).init())
+    path = config.notifications.key_path()
+    existed = path.exists()
+    keyring = create_keyring(path)
+    state = "in force" if existed else "created, readable only by this user"
+    print(f"notification key {keyring.newest.kid} {state}: {path}")
     return 0
 
 
@@ -331,17 +344,18 @@ def cmd_messages_show(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_explain(args: argparse.Namespace, config: Config) -> int:
     """The same delivery as `email2ticket-deliver --dry-run`, told in words."""
-    from ..cli.deliver import read_message
-    from ..deliver import deliver
+    from ..cli.deliver import deliver_message, read_message
     from ..store.delivery import DeliveryStore
 
     envelope = envelope_from(args.sender, args.recipient, None, os.environ)
     raw = read_message(sys.stdin.buffer, config.max_message_bytes)
     store = DeliveryStore(config.resolved_database_url(), lock_timeout=config.lock_timeout)
-    outcome = deliver(raw, envelope, store, max_message_bytes=config.max_message_bytes, dry_run=True, dns=config.dns)
+    outcome = deliver_message(raw, envelope, store, config, dry_run=True)
     for result in outcome.decision.results:
         print(result.explain_line())
     print(f"Decision: {outcome.decision.summary()}")
+    for notice in outcome.decision.notices:
+        print(f"Notify: {notice.kind} to {notice.recipient}")
     return 0
 
 

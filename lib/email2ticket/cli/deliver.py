@@ -26,7 +26,7 @@ from ..exits import ConfigurationError, DataError, DeliveryError, ExitCode, Temp
 from .common import ArgumentError, Parser, report_crash, report_failure
 
 if TYPE_CHECKING:
-    from ..deliver import Outcome
+    from ..deliver import MailIdentity, Outcome, Release
     from ..store.delivery import DeliveryStore
 
 
@@ -103,8 +103,7 @@ def run(argv: Sequence[str] | None, stdin: BinaryIO, environ: os._Environ[str] |
     outcome: Outcome | None = None
     code, note = ExitCode.TEMPFAIL, ""
     try:
-        with time_budget(config.delivery_timeout):
-            outcome = _deliver(stdin, envelope, config, dry_run=args.dry_run)
+        outcome = _deliver(stdin, envelope, config, dry_run=args.dry_run)
         code, note = outcome.exit_code, outcome.decision.status_reason
         return report_outcome(outcome, want_json=args.json, out=sys.stdout, err=sys.stderr)
     except DeliveryError as exc:
@@ -164,8 +163,18 @@ def log_delivery(
         log_error(quarantine_log_line(outcome, envelope.queue_id), config.logging)
 
 
-def deliver_message(raw: bytes, envelope: Envelope, store: DeliveryStore, config: Config, *, dry_run: bool) -> Outcome:
-    """deliver.deliver() with what the configuration says: the one call the pipe and the service make."""
+def deliver_message(
+    raw: bytes,
+    envelope: Envelope,
+    store: DeliveryStore,
+    config: Config,
+    *,
+    dry_run: bool,
+    release: Release | None = None,
+    max_attempts: int | bool | None = True,
+) -> Outcome:
+    """deliver.deliver() with what the configuration says: the one call the pipe, the service, the
+    admin's release and quarantine replay make. `max_attempts` True: the configured one."""
     from ..deliver import deliver
 
     return deliver(
@@ -174,18 +183,41 @@ def deliver_message(raw: bytes, envelope: Envelope, store: DeliveryStore, config
         store,
         max_message_bytes=config.max_message_bytes,
         dry_run=dry_run,
-        max_attempts=config.max_attempts,
+        max_attempts=config.max_attempts if max_attempts is True else (max_attempts or None),
         dns=config.dns,
+        identity=mail_identity(config),
+        release=release,
+    )
+
+
+def mail_identity(config: Config) -> MailIdentity:
+    """Who we are as a sender, from [notifications] and the key file: recognises our own mail coming back."""
+    from ..decision import Outbound
+    from ..deliver import MailIdentity
+    from ..keyfile import keyring_for
+
+    settings = config.notifications
+    own = {address for address in (settings.address(), settings.envelope_from()) if address}
+    return MailIdentity(
+        keyring=keyring_for(settings),
+        instance_id=settings.loop_id(),
+        outbound=Outbound(enabled=settings.enabled, own_addresses=frozenset(a.lower() for a in own)),
     )
 
 
 def _deliver(stdin: BinaryIO, envelope: Envelope, config: Config, *, dry_run: bool) -> Outcome:
+    """Read, deliver and commit within delivery_timeout; then send the notifications, outside it:
+    the delivery has committed, and nothing that happens while sending may change its exit status."""
+    from ..notifications import after_delivery
     from ..store.delivery import DeliveryStore
 
-    raw = read_message(stdin, config.max_message_bytes)
     store = DeliveryStore(config.resolved_database_url(), lock_timeout=config.lock_timeout)
     try:
-        return deliver_message(raw, envelope, store, config, dry_run=dry_run)
+        with time_budget(config.delivery_timeout):
+            raw = read_message(stdin, config.max_message_bytes)
+            outcome = deliver_message(raw, envelope, store, config, dry_run=dry_run)
+        after_delivery(store, config, outcome)
+        return outcome
     finally:
         store.dispose()
 

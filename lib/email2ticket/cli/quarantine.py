@@ -79,7 +79,7 @@ def cmd_replay(args: argparse.Namespace, config: Config) -> int:
     failed = 0
     for done, row in enumerate(ids, start=1):
         try:
-            outcome = store.replay(row, max_message_bytes=config.max_message_bytes, dns=config.dns)
+            outcome = store.replay(row, config)
             ticket = f", ticket #{outcome.ticket}" if outcome.ticket else ""
             line = f"message {row}: replayed as message {outcome.message_row} ({outcome.decision.action}{ticket})"
         except DeliveryError as exc:

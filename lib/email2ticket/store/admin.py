@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
+from ..decision import ACCESS_LEVELS
 from ..reply import DEFAULT_SEPARATORS, InvalidSeparator, parse_separator, separators_from_edits
-from ..rules import ACCESS_LEVELS
 from ..settings import DESCRIPTIONS, RuleSettings, format_value, setting_names, settings_from_rows, stored_form
 from .engine import ensure_schema, make_engine, normalise_url, redact
 from .errors import translate_errors
-from .models import Attachment, Comment, Message, SeparatorEdit, Setting, Ticket, User
+from .models import Attachment, Comment, Message, Note, SeparatorEdit, Setting, Ticket, User
 from .schema import utcnow
 
 
@@ -231,6 +231,16 @@ class AdminStore:
         with self.session() as s:
             return [message_dict(m) for m in s.scalars(query)]
 
+    def held_message(self, message_row: int) -> tuple[Message, str]:
+        """A held or ignored message and the rule that stopped it, for `messages release`."""
+        with self.session() as s:
+            message = s.get(Message, message_row)
+            if message is None:
+                raise AdminError(f"there is no message {message_row} in the audit trail")
+            if message.action not in ("hold", "ignore") or not message.held_by:
+                raise AdminError(f"message {message_row} is not held or ignored (action {message.action})")
+            return message, message.held_by
+
     def show_message(self, message_row: int) -> tuple[dict[str, Any], bytes]:
         with self.session() as s:
             message = s.get(Message, message_row)
@@ -274,6 +284,8 @@ def ticket_dict(ticket: Ticket) -> dict[str, Any]:
         "created_at": iso(ticket.created_at),
         "message_id": ticket.message_id,
         "unverified_sender": ticket.unverified_sender,
+        "refers_to": ticket.refers_to,
+        "notes": [note_dict(n) for n in ticket.notes],
         "attachments": [attachment_dict(a) for a in ticket.attachments],
         "comments": [
             {
@@ -287,6 +299,11 @@ def ticket_dict(ticket: Ticket) -> dict[str, Any]:
             for c in ticket.comments
         ],
     }
+
+
+def note_dict(n: Note) -> dict[str, Any]:
+    created = iso(n.created_at)
+    return {"kind": n.kind, "author": n.author, "body": n.body, "created_at": created, "message": n.message_row}
 
 
 def message_dict(m: Message) -> dict[str, Any]:
@@ -305,6 +322,7 @@ def message_dict(m: Message) -> dict[str, Any]:
         "exit_code": m.exit_code,
         "reasons": json.loads(m.reasons),
         "auth_verdict": m.auth_verdict,
+        "held_by": m.held_by,
         "size": m.size,
         "sha256": m.raw_sha256,
     }

@@ -16,9 +16,11 @@ import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import (
+    DateTime,
     Integer,
     String,
     Text,
@@ -36,8 +38,8 @@ from sqlalchemy import (
 from sqlalchemy import table as lightweight_table
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
+from ..decision import Context, Decision, EarlierDelivery, Facts, Notice, TicketFacts, UserFacts
 from ..reply import separators_from_edits
-from ..rules import Context, Decision, EarlierDelivery, Facts, TicketFacts, UserFacts
 from ..settings import RuleSettings, settings_from_rows
 from . import schema as t
 from .engine import check_revision, ensure_schema, make_engine, normalise_url, redact
@@ -69,8 +71,63 @@ INSERT_TICKET = insert(t.tickets)
 INSERT_COMMENT = insert(t.comments)
 INSERT_ATTACHMENTS = insert(t.attachments)
 INSERT_MESSAGE = insert(t.messages)
+INSERT_NOTE = insert(t.notes)
+INSERT_NOTIFICATION = insert(t.notifications)
+INSERT_BOUNCED = insert(t.bounced_addresses)
+RELEASE = (
+    update(t.messages)
+    .where(t.messages.c.id == bindparam("row", type_=Integer), t.messages.c.action.in_(("hold", "ignore")))
+    .values(delivered_key=None, action="released")
+)
 TOUCH_TICKET = update(t.tickets).where(t.tickets.c.id == bindparam("ticket_key", type_=Integer))
 _UPSERT_USER: dict[str, Any] = {}  # per dialect, built on first use
+
+# Notifications waiting for a retry are sent after a delivery; past this many attempts only an admin's
+# `notifications retry` sends them again.
+MAX_SEND_ATTEMPTS = 8
+_sender_param = bindparam("sender", type_=String)
+_hour_ago = bindparam("hour_ago", type_=DateTime(timezone=True))
+_now = bindparam("now", type_=DateTime(timezone=True))
+_mine, _acks, _due = t.messages.alias("mine"), t.notifications.alias("acks"), t.notifications.alias("due")
+_bounced_sender, _bounced_requester, _bounced_technician = (
+    t.bounced_addresses.alias("bounced_sender"),
+    t.bounced_addresses.alias("bounced_requester"),
+    t.bounced_addresses.alias("bounced_technician"),
+)
+# The counts the loop protections limit; each uses an index (messages: sender, received_at;
+# notifications: recipient, created_at / created_at / status, next_attempt_at).
+_SENDER_NEW_TICKETS = (
+    select(func.count())
+    .select_from(_mine)
+    .where(_mine.c.sender == _sender_param, _mine.c.received_at >= _hour_ago, _mine.c.action == "create")
+    .scalar_subquery()
+)
+_ACKS_TO_SENDER = (
+    select(func.count())
+    .select_from(_acks)
+    .where(
+        _acks.c.recipient == _sender_param,
+        _acks.c.created_at >= bindparam("day_ago", type_=DateTime(timezone=True)),
+        _acks.c.kind == "acknowledgement",
+    )
+    .scalar_subquery()
+)
+_ACKS_LAST_HOUR = (
+    select(func.count())
+    .select_from(_acks)
+    .where(_acks.c.created_at >= _hour_ago, _acks.c.kind == "acknowledgement")
+    .scalar_subquery()
+)
+_NOTIFICATIONS_DUE = (
+    select(func.count())
+    .select_from(_due)
+    .where(
+        _due.c.status.in_(("pending", "failed")),
+        _due.c.next_attempt_at <= _now,
+        _due.c.attempts < MAX_SEND_ATTEMPTS,
+    )
+    .scalar_subquery()
+)
 
 _sender = t.users.alias("sender")
 _earlier = t.messages.alias("earlier")
@@ -92,6 +149,14 @@ FACTS = select(
     t.tickets.c.status.label("ticket_status"),
     _requester.c.email.label("requester"),
     _technician.c.email.label("technician"),
+    t.tickets.c.subject.label("ticket_subject"),
+    _bounced_sender.c.address.label("sender_bounced"),
+    _bounced_requester.c.address.label("requester_bounced"),
+    _bounced_technician.c.address.label("technician_bounced"),
+    _SENDER_NEW_TICKETS.label("sender_new_tickets"),
+    _ACKS_TO_SENDER.label("acks_to_sender"),
+    _ACKS_LAST_HOUR.label("acks_last_hour"),
+    _NOTIFICATIONS_DUE.label("notifications_due"),
     select(_other.c.id)
     .where(_other.c.message_id == bindparam("message_id", type_=Text))
     .where(_other.c.delivered_key.is_not(None))
@@ -99,11 +164,14 @@ FACTS = select(
     .exists()
     .label("message_id_reused"),
 ).select_from(
-    _anchor.outerjoin(_sender, _sender.c.email == bindparam("sender", type_=String))
+    _anchor.outerjoin(_sender, _sender.c.email == _sender_param)
     .outerjoin(_earlier, _earlier.c.delivered_key == bindparam("key", type_=String))
     .outerjoin(t.tickets, t.tickets.c.id == bindparam("reference", type_=Integer))
     .outerjoin(_requester, _requester.c.id == t.tickets.c.requester_id)
     .outerjoin(_technician, _technician.c.id == t.tickets.c.technician_id)
+    .outerjoin(_bounced_sender, _bounced_sender.c.address == _sender_param)
+    .outerjoin(_bounced_requester, _bounced_requester.c.address == _requester.c.email)
+    .outerjoin(_bounced_technician, _bounced_technician.c.address == _technician.c.email)
 )
 
 
@@ -124,6 +192,7 @@ class Written:
     ticket: int | None
     comment: int | None
     message_row: int
+    notifications: tuple[int, ...] = ()
 
 
 class DeliveryStore:
@@ -215,7 +284,9 @@ class DeliveryTransaction:
         keys: MessageKeys,
         settings: RuleSettings,
         separators: tuple[str, ...],
+        reference_source: Literal["subject", "token", "bounce"] | None = None,
     ) -> Facts:
+        now = t.utcnow()
         row = self.conn.execute(
             FACTS,
             {
@@ -224,22 +295,32 @@ class DeliveryTransaction:
                 "reference": reference,
                 "message_id": keys.message_id or None,
                 "body_digest": keys.body_digest,
+                "now": now,
+                "hour_ago": now - timedelta(hours=1),
+                "day_ago": now - timedelta(days=1),
             },
         ).one()
         user = None
         if row.user_id is not None:
             self._user_ids[row.user_email] = int(row.user_id)
             user = UserFacts(row.user_email, bool(row.is_technician), row.access, bool(row.disabled))
+        bounced = (row.sender_bounced, row.requester_bounced, row.technician_bounced)
         return Facts(
             settings=settings,
             separators=separators,
             sender_user=user,
             reference=reference,
+            reference_source=reference_source if reference is not None else None,
             ticket=(
-                TicketFacts(row.ticket_id, row.ticket_status, row.requester, row.technician)
+                TicketFacts(row.ticket_id, row.ticket_status, row.requester, row.technician, row.ticket_subject)
                 if row.ticket_id is not None
                 else None
             ),
+            sender_new_tickets_last_hour=int(row.sender_new_tickets or 0),
+            acknowledgements_to_sender_last_day=int(row.acks_to_sender or 0),
+            acknowledgements_last_hour=int(row.acks_last_hour or 0),
+            bounced=frozenset(address for address in bounced if address),
+            notifications_due=int(row.notifications_due or 0),
             earlier=(
                 EarlierDelivery(row.earlier_id, row.earlier_action, row.earlier_ticket)
                 if row.earlier_id is not None
@@ -250,15 +331,87 @@ class DeliveryTransaction:
 
     # --- writing the decision -------------------------------------------------------------------
 
+    def release(self, message_row: int) -> None:
+        """Free a held or ignored message's idempotency key, so delivering it again is not a duplicate."""
+        from ..exits import TemporaryFailure
+
+        if self.conn.execute(RELEASE, {"row": message_row}).rowcount != 1:
+            raise TemporaryFailure(f"message {message_row} is no longer held or ignored (released meanwhile?)")
+
     def apply(self, decision: Decision, ctx: Context, raw: bytes, keys: MessageKeys) -> Written:
-        """Write the ticket or comment (with attachments) and the audit record, in this transaction."""
+        """Write the ticket, comment or note (with attachments), the audit record and the notifications
+        to send, in this transaction."""
         ticket_id, comment_id = decision.ticket, None
         if decision.action == "create":
             ticket_id = self._create_ticket(decision, ctx)
         elif decision.action == "update" and ticket_id is not None:
             comment_id = self._add_comment(decision, ctx, ticket_id)
         row = self._audit(decision, ctx, raw, keys, ticket_id, comment_id)
-        return Written(ticket_id, comment_id, row)
+        if decision.action == "note" and ticket_id is not None:
+            self._add_note(decision, ctx, ticket_id, row)
+        notifications = tuple(self._queue(notice, ticket_id, comment_id, row) for notice in decision.notices)
+        return Written(ticket_id, comment_id, row, notifications)
+
+    def _add_note(self, decision: Decision, ctx: Context, ticket_id: int, message_row: int) -> None:
+        self.conn.execute(
+            INSERT_NOTE,
+            dict(
+                ticket_id=ticket_id,
+                message_row=message_row,
+                kind=decision.note_kind,
+                author=ctx.sender.address,
+                body=decision.body,
+            ),
+        )
+        for address in decision.suppress:
+            self._block(address, ctx, ticket_id, message_row)
+        report = ctx.classification.bounce if ctx.classification else None
+        if report is not None and report.original_message_ids:
+            self.conn.execute(
+                update(t.notifications)
+                .where(t.notifications.c.outgoing_message_id.in_(report.original_message_ids))
+                .values(status="bounced", last_error=report.describe())
+            )
+
+    def _block(self, address: str, ctx: Context, ticket_id: int, message_row: int) -> None:
+        """A hard bounce: the address is not notified again (a concurrent block of it is fine)."""
+        known = self.conn.execute(
+            select(t.bounced_addresses.c.address).where(t.bounced_addresses.c.address == address)
+        ).first()
+        if known is not None:
+            return
+        report = ctx.classification.bounce if ctx.classification else None
+        self.conn.execute(
+            INSERT_BOUNCED,
+            dict(
+                address=address,
+                status=report.status if report else None,
+                reason=report.describe() if report else "hard bounce",
+                ticket_id=ticket_id,
+                message_row=message_row,
+            ),
+        )
+
+    def _queue(self, notice: Notice, ticket_id: int | None, comment_id: int | None, message_row: int) -> int:
+        """A pending notification, leased to this delivery: it sends it right after the commit, and
+        nobody retries it before the lease runs out (notifications.py)."""
+        from ..notifications import LEASE
+
+        assert ticket_id is not None, "a notification is always about a ticket"
+        result = self.conn.execute(
+            INSERT_NOTIFICATION,
+            dict(
+                ticket_id=ticket_id,
+                kind=notice.kind,
+                recipient=notice.recipient,
+                source_message_row=message_row,
+                comment_id=comment_id if notice.kind == "requester-comment" else None,
+                status="pending",
+                attempts=0,
+                next_attempt_at=t.utcnow() + LEASE,
+            ),
+        )
+        return _new_id(result)
 
     def _sender_id(self, ctx: Context) -> int:
         """The sender's user row, created as a requester when the rules found none.
@@ -286,6 +439,7 @@ class DeliveryTransaction:
                 description=decision.body,
                 message_id=ctx.message.message_id,
                 unverified_sender=decision.unverified_sender,
+                refers_to=decision.refers_to,
             ),
         )
         ticket_id = _new_id(result)
@@ -337,7 +491,8 @@ class DeliveryTransaction:
         ticket_id: int | None,
         comment_id: int | None,
     ) -> int:
-        delivered = decision.action in ("create", "update")
+        # Held and ignored mail is recognised on redelivery too: the MTA retrying it must not hold it twice.
+        delivered = decision.action in ("create", "update", "note", "hold", "ignore")
         result = self.conn.execute(
             INSERT_MESSAGE,
             dict(
@@ -357,6 +512,7 @@ class DeliveryTransaction:
                 exit_code=int(decision.exit_code),
                 reasons=json.dumps(decision.reasons, ensure_ascii=False),
                 auth_verdict=_auth_record(decision, ctx),
+                held_by=decision.held_by,
                 size=len(raw),
                 raw=raw,
             ),

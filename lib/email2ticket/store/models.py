@@ -44,6 +44,7 @@ class Ticket(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     unverified_sender: Mapped[bool]
+    refers_to: Mapped[int | None]
 
     requester: Mapped[User] = relationship(foreign_keys=[schema.tickets.c.requester_id])
     technician: Mapped[User | None] = relationship(foreign_keys=[schema.tickets.c.technician_id])
@@ -53,6 +54,7 @@ class Ticket(Base):
         order_by="Attachment.id",
         viewonly=True,
     )
+    notes: Mapped[list[Note]] = relationship(order_by="Note.id", viewonly=True)
 
 
 class Comment(Base):
@@ -108,8 +110,23 @@ class Message(Base):
     exit_code: Mapped[int]
     reasons: Mapped[str]
     auth_verdict: Mapped[dict[str, Any] | None]
+    held_by: Mapped[str | None]
     size: Mapped[int]
     raw: Mapped[bytes]
+
+
+class Note(Base):
+    """An internal note: what automatic mail (an out-of-office reply, a bounce) said about a ticket."""
+
+    __table__ = schema.notes
+
+    id: Mapped[int]
+    ticket_id: Mapped[int]
+    message_row: Mapped[int | None]
+    kind: Mapped[str]
+    author: Mapped[str | None]
+    body: Mapped[str]
+    created_at: Mapped[datetime]
 
 
 class Setting(Base):

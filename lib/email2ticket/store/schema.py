@@ -29,7 +29,7 @@ from sqlalchemy import (
 
 # The Alembic revision this code reads and writes. Delivery refuses (75) a database at any other
 # revision and names `email2ticket init`; bump it together with a new file in migrations/versions.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 metadata = MetaData(
     naming_convention={
@@ -75,6 +75,8 @@ tickets = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, default=utcnow),
     # Opened because a sender who claimed a privilege (a technician's reply) could not be authenticated.
     Column("unverified_sender", Boolean, nullable=False, default=False, server_default=false()),
+    # A new ticket whose mail carried our token for another ticket it was not allowed to update.
+    Column("refers_to", Integer),
 )
 
 comments = Table(
@@ -106,8 +108,9 @@ attachments = Table(
 )
 
 # The audit trail: every message that reached the database, raw bytes included, with its decision.
-# `delivered_key` is set only for messages that created or updated a ticket, and is unique: that
-# constraint, written in the same transaction as the ticket, is what makes redelivery idempotent.
+# `delivered_key` is set for messages that created, updated or noted on a ticket or were held or
+# ignored, and is unique: that constraint, written in the same transaction as the ticket, is what makes
+# redelivery idempotent.
 messages = Table(
     "messages",
     metadata,
@@ -132,9 +135,66 @@ messages = Table(
     Column("raw", LargeBinary, nullable=False),
     # The sender verification verdict (auth.Verdict.as_dict), or {"result": "not evaluated", ...}.
     Column("auth_verdict", JSON),
+    # The rule that held or ignored the message (spam-flag, sender-flood, automatic-mail, own-mail,
+    # bounce): `messages release` skips exactly that check.
+    Column("held_by", String(32)),
     Index("ix_messages_message_id", "message_id"),
     Index("ix_messages_idempotency_key", "idempotency_key"),
     Index("ix_messages_received_at", "received_at"),
+    Index("ix_messages_sender_received_at", "sender", "received_at"),  # the flood limit's count
+    Index("ix_messages_action", "action"),
+)
+
+# Internal notes: what automatic mail (an out-of-office reply, a bounce of our notification) says about
+# a ticket. Kept apart from comments, which are the conversation with the requester: a note never
+# reopens a ticket and never triggers a notification.
+notes = Table(
+    "notes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False, index=True),
+    Column("message_row", Integer, ForeignKey("messages.id")),
+    Column("kind", String(16), nullable=False),  # "bounce" or "automatic"
+    Column("author", Text),  # the sender's address as given; not a user row (MAILER-DAEMON is nobody)
+    Column("body", Text, nullable=False),
+    _created(),
+)
+
+# Outgoing notifications: written as `pending` in the delivery's transaction, sent after it commits.
+# A failed send is kept and retried (next delivery, `notifications retry`); the counts of recent
+# acknowledgements are the rate limits (notify_rules.py).
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False, index=True),
+    Column("kind", String(24), nullable=False),  # acknowledgement, technician-update, requester-comment
+    Column("recipient", String(320), nullable=False),
+    Column("source_message_row", Integer, ForeignKey("messages.id")),
+    Column("comment_id", Integer, ForeignKey("comments.id")),
+    Column("status", String(16), nullable=False, default="pending"),  # pending, sent, failed, bounced
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("last_error", Text),
+    Column("outgoing_message_id", Text),  # the Message-ID we sent it with (a bounce names it)
+    _created(),
+    Column("sent_at", DateTime(timezone=True)),
+    Index("ix_notifications_recipient_created_at", "recipient", "created_at"),
+    Index("ix_notifications_created_at", "created_at"),
+    Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
+    Index("ix_notifications_outgoing_message_id", "outgoing_message_id"),
+)
+
+# Addresses that hard-bounced a notification: never notified again until an admin clears them.
+bounced_addresses = Table(
+    "bounced_addresses",
+    metadata,
+    Column("address", String(320), primary_key=True),
+    Column("status", String(16)),  # the enhanced status code, e.g. 5.1.1
+    Column("reason", Text, nullable=False),
+    Column("ticket_id", Integer, ForeignKey("tickets.id")),
+    Column("message_row", Integer, ForeignKey("messages.id")),
+    _created(),
 )
 
 # Rule settings changed by the admin; absent keys take the defaults in settings.py.

@@ -1,0 +1,147 @@
+"""Loop protection: the rules that keep machines from talking to the help desk, and it to them.
+
+A mailbox that answers mail will sooner or later answer an out-of-office robot, a bounce, a mailing
+list or itself. classify.py names the signals a message carries; the rules here decide what they
+mean, each with its own name in the decision's reasons:
+
+  own-mail        our own notification came back (loop header, or its own Message-ID is our token): ignore
+  spam-flag       a trusted spam header marks the message: hold it for the admin
+  bounce          a delivery failure report: a note on the ticket whose notification bounced, else ignore
+  automatic-mail  auto-replies, lists, robots: a note on a ticket the sender may update, else ignore
+  sender-flood    too many new tickets from one sender in an hour: hold the rest
+
+Held and ignored mail is kept raw and exits 0: it is never bounced (a bounce to a robot is the next
+loop) and `email2ticket messages release ID` delivers it as if it had just arrived, skipping exactly
+the check that stopped it (Context.release).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from .decision import Context, Decision, Facts, RuleResult, TicketFacts
+from .exits import ExitCode
+
+if TYPE_CHECKING:
+    from .classify import Classification
+
+# The rules that stop a message, in the order the chain consults them; `messages release` may skip any.
+STOPPING_RULES = ("own-mail", "spam-flag", "bounce", "automatic-mail", "sender-flood")
+
+
+def released(ctx: Context, name: str) -> RuleResult | None:
+    """The MISS an admin's release turns a stopping rule into, or None when this rule is not released."""
+    if ctx.release != name:
+        return None
+    return RuleResult(name, False, "released by the admin (`messages release`): this check is skipped")
+
+
+def rule_own_mail(ctx: Context, cls: Classification) -> RuleResult:
+    skip = released(ctx, "own-mail")
+    if skip is not None:
+        return skip
+    if cls.own is None:
+        return RuleResult("own-mail", False, "not our own mail (no loop header of ours, no Message-ID token of ours)")
+    return RuleResult("own-mail", True, f"our own mail came back: {cls.own.describe()}; it never opens a ticket")
+
+
+def rule_spam_flag(ctx: Context, cls: Classification) -> RuleResult:
+    skip = released(ctx, "spam-flag")
+    if skip is not None:
+        return skip
+    if cls.spam is None:
+        return RuleResult("spam-flag", False, "no trusted spam header marks the message (spam_headers)")
+    return RuleResult("spam-flag", True, f"marked as spam: {cls.spam.describe()}; held for the admin")
+
+
+def rule_bounce(ctx: Context, cls: Classification) -> RuleResult:
+    skip = released(ctx, "bounce")
+    if skip is not None:
+        return skip
+    if cls.bounce is None:
+        return RuleResult("bounce", False, "not a delivery failure report")
+    return RuleResult("bounce", True, f"a delivery failure report: {cls.bounce.describe()}")
+
+
+def rule_automatic_mail(ctx: Context, cls: Classification) -> RuleResult:
+    skip = released(ctx, "automatic-mail")
+    if skip is not None:
+        return skip
+    signals = ", ".join(signal.describe() for signal in cls.automatic)
+    if not cls.automatic:
+        return RuleResult("automatic-mail", False, "no automatic-mail signal: a person wrote it")
+    if cls.allow_listed:
+        return RuleResult(
+            "automatic-mail", False, f"{signals}; but the sender is allowed ({cls.allow_listed} in allowed_senders)"
+        )
+    return RuleResult("automatic-mail", True, f"automatic mail: {signals}")
+
+
+def rule_sender_flood(ctx: Context, cls: Classification, facts: Facts) -> RuleResult:
+    skip = released(ctx, "sender-flood")
+    if skip is not None:
+        return skip
+    limit, count = facts.settings.max_new_tickets_per_sender_per_hour, facts.sender_new_tickets_last_hour
+    if cls.allow_listed:
+        return RuleResult("sender-flood", False, f"the sender is allowed ({cls.allow_listed}): no flood limit")
+    if limit == 0:
+        return RuleResult("sender-flood", False, "max_new_tickets_per_sender_per_hour is 0: no limit")
+    if count < limit:
+        return RuleResult(
+            "sender-flood", False, f"{count} new ticket(s) from this sender in the last hour (limit {limit})"
+        )
+    return RuleResult(
+        "sender-flood",
+        True,
+        f"{ctx.sender.address} already opened {count} tickets in the last hour "
+        f"(max_new_tickets_per_sender_per_hour={limit}); held for the admin",
+    )
+
+
+def rule_bounce_linked(ticket: int | None, facts: Facts) -> RuleResult:
+    if ticket is None:
+        return RuleResult("bounce-linked", False, "the report names no notification of ours (no valid token)")
+    if facts.ticket is None:
+        return RuleResult("bounce-linked", False, f"the report names our notification for ticket #{ticket}, gone")
+    return RuleResult("bounce-linked", True, f"the report answers our notification for ticket #{ticket}")
+
+
+# --- the decisions they lead to ------------------------------------------------------------------
+
+
+def stop(results: list[RuleResult], action: Literal["hold", "ignore"], held_by: str, reason: str) -> Decision:
+    """Hold or ignore: kept raw, exit 0, no ticket touched."""
+    return Decision(action, ExitCode.OK, tuple(results), status_reason=reason, held_by=held_by)
+
+
+def bounce_decision(ctx: Context, cls: Classification, facts: Facts, results: list[RuleResult]) -> Decision:
+    """A bounce of our notification becomes a note on its ticket; a hard one stops notifying the address."""
+    report = cls.bounce
+    assert report is not None
+    ticket = cls.bounce_ticket or next(iter(cls.token_tickets), None)
+    linked = rule_bounce_linked(ticket, facts)
+    results.append(linked)
+    if not linked.hit or facts.ticket is None:
+        return stop(results, "ignore", "bounce", "a delivery failure report that answers no notification of ours")
+    suppress = _suppressible(report.recipients, facts.ticket) if report.kind == "hard" else ()
+    if report.kind == "hard":
+        why = (
+            f"no more notifications to {', '.join(suppress)}"
+            if suppress
+            else "no failed recipient of the report is a participant of the ticket: nobody is blocked"
+        )
+        results.append(RuleResult("hard-bounce", bool(suppress), why))
+    body = f"Delivery failure of a notification: {report.describe()}\n\n{ctx.message.text}".rstrip()
+    return Decision(
+        "note", ExitCode.OK, tuple(results), ticket=facts.ticket.id, body=body, note_kind="bounce", suppress=suppress
+    )
+
+
+def _suppressible(recipients: tuple[str, ...], ticket: TicketFacts) -> tuple[str, ...]:
+    """Only a participant of the linked ticket is blocked: a report cannot silence an arbitrary address."""
+    participants = {ticket.requester, ticket.technician}
+    return tuple(address for address in recipients if address in participants)
+
+
+def automatic_note(ctx: Context, ticket: TicketFacts, results: list[RuleResult]) -> Decision:
+    return Decision("note", ExitCode.OK, tuple(results), ticket=ticket.id, body=ctx.message.text, note_kind="automatic")

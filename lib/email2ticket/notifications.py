@@ -1,0 +1,128 @@
+"""Sending notifications: after a delivery commits, and again later for those that failed.
+
+The rules decide who is notified (notify_rules.py) and the delivery writes those notifications as
+`pending` in its own transaction, so a crash can delay a notification but never lose it. This module
+is the shell that sends them: claim the rows (store/outbox.py), render each (notify.py, the admin's
+templates and the newest HMAC key), hand it to the local MTA (mailer.py), record the result.
+
+A notification failure never fails or defers the delivery: the mail is already committed, and its
+exit status must say so. Everything here is caught, recorded on the notification and logged; the row
+is retried after the next delivery that finds it due, or by `email2ticket notifications retry`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .deliver import Outcome
+    from .notify import Templates
+    from .store.delivery import DeliveryStore
+    from .store.outbox import OutboxItem
+    from .tokens import Keyring
+
+# How long the process that claimed a notification owns it before another may retry it.
+LEASE = timedelta(minutes=5)
+# Notifications waiting for a retry that one delivery sends on its way out (the rest wait for the next).
+RETRY_PER_DELIVERY = 3
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """What one round of sending did, for the log and `notifications retry`."""
+
+    sent: tuple[int, ...] = ()
+    failed: tuple[tuple[int, str], ...] = ()  # (notification id, reason)
+
+    def describe(self) -> str:
+        failed = "; ".join(f"#{nid}: {reason}" for nid, reason in self.failed)
+        return f"{len(self.sent)} sent, {len(self.failed)} failed" + (f" ({failed})" if failed else "")
+
+
+def after_delivery(store: DeliveryStore, config: Config, outcome: Outcome) -> SendReport | None:
+    """Send what the delivery queued, plus a few notifications due for a retry. Never raises."""
+    if outcome.dry_run or not config.notifications.enabled:
+        return None
+    due = RETRY_PER_DELIVERY if outcome.notifications_due else 0
+    if not outcome.notifications and not due:
+        return None
+    try:
+        return send(store, config, ids=outcome.notifications, due=due)
+    except Exception as exc:  # the delivery committed: its exit status must not change
+        from .quarantine import describe
+
+        _log(config, f"notifications after delivery: {describe(exc)}; they stay queued for a retry")
+        return None
+
+
+def send(
+    store: DeliveryStore, config: Config, *, ids: tuple[int, ...] = (), due: int = 0, force: bool = False
+) -> SendReport:
+    """Claim, render and send notifications; each failure is recorded on its row, not raised."""
+    from .keyfile import keyring_for
+    from .notify import load_templates
+    from .store.outbox import claim
+
+    items = claim(store, ids=ids, due=due, lease=LEASE, force=force)
+    if not items:
+        return SendReport()
+    keyring = keyring_for(config.notifications)
+    templates = load_templates(config.notifications.templates)
+    sent: list[int] = []
+    failed: list[tuple[int, str]] = []
+    for item in items:
+        error = _send_one(store, config, item, keyring, templates)
+        if error is None:
+            sent.append(item.id)
+        else:
+            failed.append((item.id, error))
+            _log(config, f"notification {item.id} ({item.kind} to {item.recipient}) not sent: {error}")
+    return SendReport(tuple(sent), tuple(failed))
+
+
+def _send_one(
+    store: DeliveryStore, config: Config, item: OutboxItem, keyring: Keyring | None, templates: Templates
+) -> str | None:
+    """Render and send one notification, record the result; returns the failure reason or None."""
+    from .mailer import SendFailed
+    from .mailer import send as transmit
+    from .notify import NotificationFields, render
+    from .store.outbox import finish
+
+    fields = NotificationFields(
+        kind=item.kind,  # type: ignore[arg-type]
+        ticket=item.ticket,
+        recipient=item.recipient,
+        subject=item.subject,
+        requester=item.requester,
+        technician=item.technician,
+        status=item.status,
+        comment=item.comment,
+        author=item.author,
+        in_reply_to=item.in_reply_to,
+    )
+    message_id: str | None = None
+    try:
+        if keyring is None:
+            raise SendFailed("no notification key file ([notifications] key_file): run `email2ticket init`")
+        mail = render(fields, templates=templates, config=config.notifications, keyring=keyring)
+        message_id = mail.message_id
+        transmit(mail, config.notifications)
+        error = None
+    except SendFailed as exc:
+        error = exc.reason
+    except Exception as exc:  # a template or key problem: the admin must see it, the delivery must not
+        from .quarantine import describe
+
+        error = describe(exc)
+    finish(store, item, message_id=message_id, error=error)
+    return error
+
+
+def _log(config: Config, line: str) -> None:
+    from .quarantine import log_error
+
+    log_error(f"email2ticket: {line}", config.logging)

@@ -1,0 +1,146 @@
+"""The notifications table as the sender sees it: claim what to send, then record how it went.
+
+Delivery writes notifications as `pending` inside its own transaction (store/delivery.py), leased to
+itself for a few minutes. Sending happens after the commit and outside any transaction (a SQLite
+write lock must never wait on an MTA): `claim` takes rows and pushes their next attempt out by the
+lease so a concurrent process does not send them too, `finish` records the result. A row whose send
+failed waits with a growing back-off; `MAX_SEND_ATTEMPTS` failures leave it for the admin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, or_, select, true, update
+
+from . import schema as t
+from .delivery import MAX_SEND_ATTEMPTS, DeliveryStore
+
+# Back-off after the n-th failed attempt (the last value repeats).
+BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4))
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One notification to send, with the ticket fields its template may use."""
+
+    id: int
+    kind: str
+    recipient: str
+    ticket: int
+    subject: str
+    status: str
+    requester: str
+    technician: str | None
+    comment: str
+    author: str
+    in_reply_to: str | None
+    attempts: int
+
+
+_requester, _technician, _author = t.users.alias("requester"), t.users.alias("technician"), t.users.alias("author")
+_n = t.notifications
+_ITEMS = select(
+    _n.c.id,
+    _n.c.kind,
+    _n.c.recipient,
+    _n.c.attempts,
+    t.tickets.c.id.label("ticket"),
+    t.tickets.c.subject,
+    t.tickets.c.status,
+    _requester.c.email.label("requester"),
+    _technician.c.email.label("technician"),
+    t.comments.c.body.label("comment"),
+    _author.c.email.label("author"),
+    t.messages.c.message_id.label("in_reply_to"),
+).select_from(
+    _n.join(t.tickets, t.tickets.c.id == _n.c.ticket_id)
+    .join(_requester, _requester.c.id == t.tickets.c.requester_id)
+    .outerjoin(_technician, _technician.c.id == t.tickets.c.technician_id)
+    .outerjoin(t.comments, t.comments.c.id == _n.c.comment_id)
+    .outerjoin(_author, _author.c.id == t.comments.c.author_id)
+    .outerjoin(t.messages, t.messages.c.id == _n.c.source_message_row)
+)
+
+
+def claim(
+    store: DeliveryStore, *, ids: Sequence[int] = (), due: int = 0, lease: timedelta, force: bool = False
+) -> list[OutboxItem]:
+    """Take the rows `ids` (this delivery's own) and up to `due` rows waiting for a retry.
+
+    `force` (an admin's `notifications retry ID`) takes the given rows whatever their state.
+    """
+    now = t.utcnow()
+    conditions = []
+    if ids:
+        conditions.append(_n.c.id.in_(list(ids)) if force else _n.c.id.in_(list(ids)) & (_n.c.status == "pending"))
+    with store.transaction() as tx:
+        rows: list[Any] = list(tx.conn.execute(_ITEMS.where(or_(*conditions)))) if conditions else []
+        if due:
+            waiting = _ITEMS.where(
+                _n.c.status.in_(("pending", "failed")),
+                _n.c.next_attempt_at <= now,
+                _n.c.attempts < MAX_SEND_ATTEMPTS,
+                _n.c.id.not_in([row.id for row in rows]) if rows else true(),
+            )
+            rows += list(tx.conn.execute(waiting.order_by(_n.c.id).limit(due)))
+        for row in rows:
+            tx.conn.execute(update(_n).where(_n.c.id == row.id).values(next_attempt_at=now + lease))
+    return [_item(row) for row in rows]
+
+
+def finish(store: DeliveryStore, item: OutboxItem, *, message_id: str | None, error: str | None) -> None:
+    """Record one send: `sent` with the Message-ID used, or `failed` with the reason and the next attempt."""
+    now = t.utcnow()
+    attempts = item.attempts + 1
+    if error is None:
+        values: dict[str, Any] = dict(status="sent", sent_at=now, attempts=attempts, outgoing_message_id=message_id)
+    else:
+        wait = BACKOFF[min(attempts, len(BACKOFF)) - 1]
+        values = dict(status="failed", attempts=attempts, last_error=error[:2000], next_attempt_at=now + wait)
+    with store.transaction() as tx:
+        tx.conn.execute(update(_n).where(_n.c.id == item.id).values(**values))
+
+
+def list_notifications(store: DeliveryStore, *, status: str | None, limit: int) -> list[dict[str, Any]]:
+    query = select(_n).order_by(_n.c.id.desc()).limit(limit)
+    if status:
+        query = query.where(_n.c.status == status)
+    with store.transaction() as tx:
+        return [_row_dict(row._mapping) for row in tx.conn.execute(query)]
+
+
+def blocked_addresses(store: DeliveryStore) -> list[dict[str, Any]]:
+    with store.transaction() as tx:
+        rows = tx.conn.execute(select(t.bounced_addresses).order_by(t.bounced_addresses.c.created_at))
+        return [_row_dict(row._mapping) for row in rows]
+
+
+def unblock(store: DeliveryStore, address: str) -> bool:
+    with store.transaction() as tx:
+        result = tx.conn.execute(delete(t.bounced_addresses).where(t.bounced_addresses.c.address == address))
+        return bool(result.rowcount)
+
+
+def _item(row: Any) -> OutboxItem:
+    return OutboxItem(
+        id=row.id,
+        kind=row.kind,
+        recipient=row.recipient,
+        ticket=row.ticket,
+        subject=row.subject,
+        status=row.status,
+        requester=row.requester,
+        technician=row.technician,
+        comment=row.comment or "",
+        author=row.author or "",
+        in_reply_to=row.in_reply_to,
+        attempts=row.attempts,
+    )
+
+
+def _row_dict(mapping: Any) -> dict[str, Any]:
+    return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in mapping.items()}
