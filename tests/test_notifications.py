@@ -486,3 +486,63 @@ def test_a_robot_that_never_threads_is_stopped_by_the_flood_limit(desk: Desk) ->
     actions = [desk.deliver_here(mail("Thank you for your mail", f"round {n}")) for n in range(30)]
     assert actions == ["create"] * 9 + ["hold"] * 21  # 10 new tickets in the hour, the first included
     assert len(desk.tickets()) == 10 and len(desk.sink.messages) == 10
+
+
+# --- notifications of updates, and the resident service ------------------------------------------------
+
+
+def test_technician_and_requester_notifications(desk: Desk) -> None:
+    desk.set("trusted_authserv_ids", "mx.example.org")
+    desk.admin("user", "add", "bob@example.org", "--technician", "--access", "normal")
+    desk.deliver(mail("Printer broken", "It jams."))
+    [ack] = desk.new_mail()
+    desk.admin("ticket", "assign", "1", "bob@example.org")
+    desk.set("notify_technician_of_updates", "on")
+    data = desk.deliver(client_reply(ack, "It also smells of smoke."))
+    assert data["notify"] == [{"kind": "technician-update", "recipient": "bob@example.org"}]
+    [update] = desk.new_mail()
+    message = parsed(update)
+    assert update.rcpt_tos == ("bob@example.org",) and message["Auto-Submitted"] == "auto-generated"
+    assert message["Subject"].endswith("[Ticket #1]") and "It also smells of smoke." in message.get_content()
+
+    desk.set("notify_requester_of_technician_comments", "on")
+    authenticated = {"Authentication-Results": "mx.example.org; auth=pass smtp.auth=bob@example.org"}
+    data = desk.deliver(client_reply(ack, "A new fuser is on its way.", sender="bob@example.org", **_h(authenticated)))
+    assert data["action"] == "update" and data["notify"] == [
+        {"kind": "requester-comment", "recipient": "alice@example.com"}
+    ]
+    [comment] = desk.new_mail()
+    assert comment.rcpt_tos == ("alice@example.com",) and "A new fuser is on its way." in parsed(comment).get_content()
+    # Without proof it is Bob, his mail opens a flagged ticket and nothing is relayed to Alice as his.
+    data = desk.deliver(client_reply(ack, "Send me your password.", sender="bob@example.org"))
+    assert data["action"] == "create" and desk.ticket(data["ticket"])["unverified_sender"]
+    assert [m.rcpt_tos for m in desk.new_mail()] == [("bob@example.org",)]  # only its acknowledgement
+
+
+def _h(headers: dict[str, str]) -> dict[str, str]:
+    """Header names as client_reply's keyword arguments take them."""
+    return {name.replace("-", "_"): value for name, value in headers.items()}
+
+
+def test_the_resident_service_sends_the_acknowledgement_too(desk: Desk, child_home: Path) -> None:
+    from delivery_service import ServiceProcess
+
+    with ServiceProcess(desk.url, config=desk.config, home=child_home) as service:
+        service.start()
+        result = desk._deliver(
+            "--config",
+            str(desk.config),
+            "--database-url",
+            desk.url,
+            "--json",
+            "--socket",
+            str(service.socket),
+            "--recipient",
+            HELPDESK,
+            stdin=mail("Printer broken", "x"),
+        )
+        assert result.returncode == 0 and result.json["notify"][0]["kind"] == "acknowledgement", result
+        with service.lmtp() as lmtp:
+            replies = lmtp.send(mail("Scanner broken", "y", sender="bob@example.net"), "bob@example.net", [HELPDESK])
+        assert [code for code, _ in replies] == [250]
+    assert sorted(m.rcpt_tos[0] for m in desk.new_mail()) == ["alice@example.com", "bob@example.net"]

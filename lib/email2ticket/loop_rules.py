@@ -123,18 +123,27 @@ def bounce_decision(ctx: Context, cls: Classification, facts: Facts, results: li
     results.append(linked)
     if not linked.hit or facts.ticket is None:
         return stop(results, "ignore", "bounce", "a delivery failure report that answers no notification of ours")
-    suppress = _suppressible(report.recipients, facts.ticket) if report.kind == "hard" else ()
+    suppress: tuple[str, ...] = ()
     if report.kind == "hard":
-        why = (
-            f"no more notifications to {', '.join(suppress)}"
-            if suppress
-            else "no failed recipient of the report is a participant of the ticket: nobody is blocked"
-        )
-        results.append(RuleResult("hard-bounce", bool(suppress), why))
+        participants = _suppressible(report.recipients, facts.ticket)
+        hard = rule_hard_bounce(report.status, participants)
+        results.append(hard)
+        suppress = participants if hard.hit else ()
     body = f"Delivery failure of a notification: {report.describe()}\n\n{ctx.message.text}".rstrip()
     return Decision(
         "note", ExitCode.OK, tuple(results), ticket=facts.ticket.id, body=body, note_kind="bounce", suppress=suppress
     )
+
+
+def rule_hard_bounce(status: str | None, participants: tuple[str, ...]) -> RuleResult:
+    """A permanent failure blocks the address; one the MTA gave up on after 4.x.x retries does not: the
+    mailbox may well be fine (a receiving server down for days), and blocking it is for good."""
+    if status and not status.startswith("5"):
+        why = f"the MTA gave up after temporary failures ({status}): noted, nobody is blocked"
+        return RuleResult("hard-bounce", False, why)
+    if not participants:
+        return RuleResult("hard-bounce", False, "no failed recipient is a participant of the ticket: nobody is blocked")
+    return RuleResult("hard-bounce", True, f"a permanent failure: no more notifications to {', '.join(participants)}")
 
 
 def _suppressible(recipients: tuple[str, ...], ticket: TicketFacts) -> tuple[str, ...]:

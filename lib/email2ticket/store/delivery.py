@@ -405,7 +405,7 @@ class DeliveryTransaction:
                 kind=notice.kind,
                 recipient=notice.recipient,
                 source_message_row=message_row,
-                comment_id=comment_id if notice.kind == "requester-comment" else None,
+                comment_id=comment_id if notice.kind != "acknowledgement" else None,
                 status="pending",
                 attempts=0,
                 next_attempt_at=t.utcnow() + LEASE,
