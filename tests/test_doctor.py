@@ -106,3 +106,31 @@ def test_postfix_wiring_from_the_snippets(run_admin: Any, sqlite_url: str, tmp_p
     (etc / "master.cf").write_text("smtp inet n - y - - smtpd\n")
     found = checks(run_admin("--database-url", sqlite_url, "doctor", "--postfix-config", str(etc), "--json"))
     assert "no pipe service running email2ticket-deliver" in found["postfix master.cf"]["detail"]
+
+
+def test_notifications_key_templates_and_transport(run_admin: Any, sqlite_url: str, tmp_path: Path) -> None:
+    from smtpsink import SmtpSink
+
+    key_file = tmp_path / "keys" / "notification-keys"
+    base = f'database_url = "{sqlite_url}"\n[notifications]\nfrom_address = "helpdesk@example.org"\n'
+    config = write_config(tmp_path, base + f'key_file = "{key_file}"\nsendmail = "/nonexistent/sendmail"\n')
+    found = checks(run_admin("--config", config, "doctor", "--json"))
+    assert found["notifications"]["ok"] and "by sendmail" in found["notifications"]["detail"]
+    assert not found["notification key"]["ok"] and "email2ticket init" in found["notification key"]["fix"]
+    assert found["notification templates"]["ok"]
+    assert (
+        not found["notification transport"]["ok"]
+        and "/nonexistent/sendmail" in found["notification transport"]["detail"]
+    )
+    assert run_admin("--config", config, "init").returncode == 0
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "acknowledgement.txt").write_text("Subject: $subject\n\nHello $nobody\n")
+    with SmtpSink() as sink:
+        smtp = f'key_file = "{key_file}"\nmethod = "smtp"\nsmtp_port = {sink.port}\ntemplates = "{templates}"\n'
+        found = checks(run_admin("--config", write_config(tmp_path, base + smtp), "doctor", "--json"))
+    assert found["notification key"]["ok"] and found["notification transport"]["ok"]
+    assert not found["notification templates"]["ok"] and "$nobody" in found["notification templates"]["detail"]
+    off = checks(run_admin("--config", write_config(tmp_path, f'database_url = "{sqlite_url}"\n'), "doctor", "--json"))
+    assert off["notifications"]["ok"] and off["notifications"]["detail"].startswith("off")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import time
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from corpus import CORPUS_DIR, MISSING_REASON, corpus_available
 from email2ticket.keyfile import load_keyring
 from email2ticket.tokens import ticket_from_message_id
 from smtpsink import Received, SmtpSink
@@ -545,4 +547,24 @@ def test_the_resident_service_sends_the_acknowledgement_too(desk: Desk, child_ho
         with service.lmtp() as lmtp:
             replies = lmtp.send(mail("Scanner broken", "y", sender="bob@example.net"), "bob@example.net", [HELPDESK])
         assert [code for code, _ in replies] == [250]
+        # The service answers the MTA first and sends on its next free thread.
+        deadline = time.monotonic() + 30
+        while len(desk.sink.messages) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert sorted(m.rcpt_tos[0] for m in desk.new_mail()) == ["alice@example.com", "bob@example.net"]
+
+
+@pytest.mark.skipif(not corpus_available(), reason=MISSING_REASON)
+def test_real_bounces_from_the_corpus_never_open_tickets(desk: Desk) -> None:
+    """Every real bounce of the shared corpus, through the executable: recognised, kept, never a ticket, exit 0.
+    None answers a notification of ours, so each is ignored (test_bounce.py checks what each report says)."""
+    from test_bounce import CORPUS_BOUNCES
+
+    for path in sorted(CORPUS_BOUNCES):
+        data = desk.deliver((CORPUS_DIR / path).read_bytes(), sender="")
+        assert data["action"] in ("ignore", "duplicate"), (path, data)
+        if data["action"] == "ignore":
+            assert reason(data, "bounce").startswith("a delivery failure report"), path
+            assert reason(data, "bounce-linked").startswith("the report names no notification"), path
+    assert desk.tickets() == [] and desk.new_mail() == []
+    assert len(desk.messages("ignore")) >= len(CORPUS_BOUNCES) - 2  # the otobo sample exists twice

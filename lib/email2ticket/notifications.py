@@ -66,11 +66,13 @@ def send(
     from .notify import load_templates
     from .store.outbox import claim
 
+    # A broken key file or template is the admin's to fix, not the notifications' fault: raised before
+    # anything is claimed, so nothing counts an attempt, and all of it goes out once fixed.
+    keyring = keyring_for(config.notifications)
+    templates = load_templates(config.notifications.templates)
     items = claim(store, ids=ids, due=due, lease=LEASE, force=force)
     if not items:
         return SendReport()
-    keyring = keyring_for(config.notifications)
-    templates = load_templates(config.notifications.templates)
     sent: list[int] = []
     failed: list[tuple[int, str]] = []
     for item in items:

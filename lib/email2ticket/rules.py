@@ -87,6 +87,9 @@ def rule_has_sender(ctx: Context) -> RuleResult:
         why = "no usable From: address and no envelope sender given (--sender or $SENDER)"
     else:
         why = "no usable From: address and the envelope sender is the null sender <>"
+    if ctx.classification is not None and ctx.classification.bounce is not None:
+        # "From: MAILER-DAEMON (Mail Delivery System)" from <>: refusing it would bounce a bounce.
+        return RuleResult("has-sender", True, f"{why}; but it is a delivery failure report: handled as a bounce")
     return RuleResult("has-sender", False, why)
 
 
@@ -261,7 +264,10 @@ def rule_unverified_sender(ctx: Context, ticket: TicketFacts, privilege: Privile
 # Every rule with its one-line description, in the order the chain consults them (for `explain --rules`
 # and the README). The names are the ones that appear in reasons.
 RULES: tuple[tuple[str, str], ...] = (
-    ("has-sender", "The message has a sender: a From: address, else the envelope sender (else exit 65)"),
+    (
+        "has-sender",
+        "The message has a sender: a From: address, else the envelope sender (else exit 65, unless it is a bounce)",
+    ),
     ("already-delivered", "The same message (Message-ID and body digest) was delivered before: duplicate"),
     ("message-id-reused", "A different message reuses an earlier Message-ID: delivered as its own message"),
     ("own-mail", "Our own notification came back (our loop header, or our token as its Message-ID): ignored"),
@@ -324,7 +330,10 @@ def decide(ctx: Context, facts: Facts) -> Decision:
         return Decision("duplicate", ExitCode.OK, tuple(results), ticket=facts.earlier.ticket)
     if ctx.message.message_id:
         results.append(rule_message_id_reused(ctx, facts))
-    decision = _screen(ctx, facts, results) or _update_or_create(ctx, facts, results)
+    decision = _screen(ctx, facts, results)
+    if decision is None and ctx.sender.address is None:  # a bounce without a sender, released by the admin
+        return _refuse(results, ExitCode.DATAERR, "no sender: only a bounce may come without one")
+    decision = decision or _update_or_create(ctx, facts, results)
     if decision.action not in ("create", "update"):
         return decision
     plan = plan_notifications(ctx, facts, decision)

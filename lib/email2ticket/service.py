@@ -197,8 +197,10 @@ class Deliverer:
             _current.deadline = None
             if not dry_run:
                 log_delivery(self.config, envelope, outcome, code, note, time.monotonic() - started)
-        if outcome is not None:  # committed: sending is outside the deadline and never changes the verdict
-            after_delivery(self.store, self.config, outcome)
+        if outcome is not None and (outcome.notifications or outcome.notifications_due):
+            # Committed: the MTA gets its answer now, and the notifications go out on the next free thread.
+            # Stopping the service before then leaves them pending, for the next delivery to retry.
+            self.executor.submit(after_delivery, self.store, self.config, outcome)
         return Verdict(code, status, reason, _encode(out), _encode(err))
 
     def close(self) -> None:
