@@ -117,6 +117,7 @@ def test_notifications_key_templates_and_transport(run_admin: Any, sqlite_url: s
     found = checks(run_admin("--config", config, "doctor", "--json"))
     assert found["notifications"]["ok"] and "by sendmail" in found["notifications"]["detail"]
     assert not found["notification key"]["ok"] and "email2ticket init" in found["notification key"]["fix"]
+    assert not found["pipe user"]["ok"] and "read the notification key file" in found["pipe user"]["detail"]
     assert found["notification templates"]["ok"]
     assert (
         not found["notification transport"]["ok"]

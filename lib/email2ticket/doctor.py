@@ -188,6 +188,11 @@ for label, path, mode in json.loads(sys.argv[1]):
         ok = os.access(path, os.R_OK)
     elif mode == "dir":
         ok = os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+    elif mode == "key":  # the default lies in this user's own data directory
+        if not path:
+            from platformdirs import user_data_path
+            path = str(user_data_path("email2ticket") / "notification-keys")
+        ok = os.access(path, os.R_OK)
     else:
         ok = os.access(path, os.W_OK) if os.path.exists(path) else os.access(os.path.dirname(path), os.W_OK | os.X_OK)
     out.append([label, path, ok])
@@ -209,6 +214,9 @@ def _paths_to_check(config: Config) -> list[tuple[str, str, str]]:
         paths.append(("create files in the database's directory", str(db.parent), "dir"))
     if config.logging.file and config.logging.target in ("file", "auto"):
         paths.append(("append to the log file", config.logging.file, "write"))
+    if config.notifications.enabled:  # `init` run as another user puts the key where the pipe user never looks
+        key_file = str(config.notifications.key_path()) if config.notifications.key_file else ""
+        paths.append(("read the notification key file (run `email2ticket init` as this user)", key_file, "key"))
     return paths
 
 
