@@ -65,7 +65,9 @@ def test_null_sender_arrives_as_empty_sender(exim: EximInstance, desk: Desk) -> 
     qid = submit(exim.port, "", [HELPDESK], message("", "Report", "e0@c", from_header="monitor@customers.test"))
     exim.wait_event(qid, "Completed")
     (record,) = desk.messages()
-    assert (record["action"], record["envelope_sender"]) == ("create", "")
+    # Mail from <> is automatic mail (loop protection): kept, never a ticket, exit 0.
+    assert (record["action"], record["envelope_sender"]) == ("ignore", "")
+    assert any(reason.startswith("automatic-mail: automatic mail: null-sender") for reason in record["reasons"])
 
 
 def test_tempfail_defers_then_delivers_exactly_once(exim: EximInstance, make_desk: MakeDesk, postgres_url: str) -> None:

@@ -568,3 +568,18 @@ def test_real_bounces_from_the_corpus_never_open_tickets(desk: Desk) -> None:
             assert reason(data, "bounce-linked").startswith("the report names no notification"), path
     assert desk.tickets() == [] and desk.new_mail() == []
     assert len(desk.messages("ignore")) >= len(CORPUS_BOUNCES) - 2  # the otobo sample exists twice
+
+
+def test_init_without_a_home_for_the_key(run_admin: Any, sqlite_url: str, tmp_path: Path) -> None:
+    """A system user without a usable home (HOME=/nonexistent) can still init the schema when notifications are
+    off; with them on, the missing key is an error (deliveries would defer without it). A HOME under a plain
+    file stands for it: not even root can create directories there."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    env = {"HOME": str(blocker / "home")}
+    result = run_admin("--database-url", sqlite_url, "init", env=env)
+    assert result.returncode == 0 and "warning: no notification key made" in result.stderr_text, result
+    config = tmp_path / "on.toml"
+    config.write_text(f'[notifications]\nfrom_address = "{HELPDESK}"\n')
+    result = run_admin("--config", config, "--database-url", sqlite_url, "init", env=env)
+    assert result.returncode == 75 and "not-a-directory" in result.stderr_first_line, result

@@ -18,23 +18,18 @@ needs one. The verdict is data on the Context, computed by the shell; `decide()`
 (`Decision.auth_pending`) only when a privilege that needs it would be granted, so most mail never
 costs a DNS query. A sender denied a privilege for want of authentication opens a new ticket flagged
 as unverified; a DNS temperror that decides the outcome defers the message (75).
+
+Before the seed rules, the loop protections (loop_rules.py) look at what classify.py found: our own
+mail coming back, spam, bounces and automatic mail never open tickets, and a sender's flood of new
+tickets is held. After them, the notification rules (notify_rules.py) decide who hears of a create
+or update. The data all of them share lives in decision.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
-
-from .envelope import Envelope
-from .exits import ExitCode
-from .message import ParsedMessage
-from .reply import ReplyCut, extract_reply
-from .settings import RuleSettings
-from .subject import clean_subject, has_reply_prefix
-
-if TYPE_CHECKING:
-    pass
+from typing import Literal
 
 from .classify import Classification
 from .decision import (  # noqa: F401 (re-exported: the rules' data)
@@ -51,6 +46,8 @@ from .decision import (  # noqa: F401 (re-exported: the rules' data)
     TicketFacts,
     UserFacts,
 )
+from .envelope import Envelope
+from .exits import ExitCode
 from .loop_rules import (
     automatic_note,
     bounce_decision,
@@ -61,7 +58,11 @@ from .loop_rules import (
     rule_spam_flag,
     stop,
 )
+from .message import ParsedMessage
 from .notify_rules import plan_notifications
+from .reply import ReplyCut, extract_reply
+from .settings import RuleSettings
+from .subject import clean_subject, has_reply_prefix
 
 # --- the rules ----------------------------------------------------------------------------------
 

@@ -173,7 +173,14 @@ def cmd_init(args: argparse.Namespace, config: Config) -> int:
     print(_store(config).init())
     path = config.notifications.key_path()
     existed = path.exists()
-    keyring = create_keyring(path)
+    try:
+        keyring = create_keyring(path)
+    except DeliveryError as exc:
+        if config.notifications.enabled:
+            raise
+        # Without notifications the key only recognises replies to mail we never sent: not worth failing for.
+        print(f"warning: no notification key made ({exc.reason}); needed once [notifications] is on", file=sys.stderr)
+        return 0
     state = "in force" if existed else "created, readable only by this user"
     print(f"notification key {keyring.newest.kid} {state}: {path}")
     return 0
