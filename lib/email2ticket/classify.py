@@ -35,7 +35,14 @@ from .bounce import BounceReport, detect_bounce, system_sender
 from .envelope import Envelope
 from .message import ParsedMessage
 from .settings import RuleSettings
-from .tokens import Keyring, ticket_from_message_id, tickets_from_message_ids
+from .tokens import (
+    Keyring,
+    KeyringSource,
+    may_be_token,
+    resolve_keyring,
+    ticket_from_message_id,
+    tickets_from_message_ids,
+)
 
 __all__ = ["LOOP_HEADER", "OUT_OF_OFFICE_SUBJECT", "Classification", "Signal", "classify"]
 
@@ -145,15 +152,21 @@ def classify(
     envelope: Envelope,
     settings: RuleSettings,
     *,
-    keyring: Keyring | None,
+    keyring: KeyringSource,
     instance_id: str | None,
     sender: str | None,
 ) -> Classification:
-    """Every signal `message` carries. `sender` is the identified sender (lowercased From:, else envelope)."""
+    """Every signal `message` carries. `sender` is the identified sender (lowercased From:, else envelope).
+
+    `keyring` may be a function that loads it: it is called only when a Message-ID looks like a token
+    of ours, so most mail never reads the key file.
+    """
     bounce = detect_bounce(message, raw, envelope, sender)
     mail = _Mail(message, envelope, sender, instance_id, bounce)
     found = (check(mail) for check in SIGNAL_CHECKS)
     originals = bounce.original_message_ids if bounce else ()
+    candidates = (message.message_id or "", *message.in_reply_to, *message.references, *originals)
+    keyring = resolve_keyring(keyring) if any(may_be_token(mid) for mid in candidates) else None
     return Classification(
         automatic=tuple(signal for signal in found if signal is not None),
         allow_listed=_allow_listed(sender, settings.allowed_senders),

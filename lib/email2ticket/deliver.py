@@ -24,8 +24,8 @@ from .settings import RuleSettings
 from .subject import find_ticket_reference
 
 if TYPE_CHECKING:
-    from .store.delivery import DeliveryStore, MessageKeys
-    from .tokens import Keyring
+    from .store.delivery import DeliveryStore, MessageKeys, OutboxItem
+    from .tokens import KeyringSource
 
 # Concurrent deliveries of the same message (or the first mails of one new sender) can collide on a
 # unique key; the loser retries once the winner has committed, and then sees a duplicate.
@@ -43,7 +43,7 @@ class MailIdentity:
     default - no keyring, no loop id, notifications off - still classifies every other signal.
     """
 
-    keyring: Keyring | None = None
+    keyring: KeyringSource = None  # the keyring, or a function that loads it when a token must be checked
     instance_id: str | None = None
     outbound: Outbound = field(default_factory=Outbound)
 
@@ -64,7 +64,7 @@ class Outcome:
     message: ParsedMessage
     dry_run: bool = False
     message_row: int | None = None  # the audit record, when one was written
-    notifications: tuple[int, ...] = ()  # notification rows written as pending, to send after the commit
+    notifications: tuple[OutboxItem, ...] = ()  # written as pending, to send after the commit
     notifications_due: int = 0  # earlier notifications waiting for a retry, as seen by this delivery
 
     @property
@@ -275,6 +275,7 @@ def _deliver_once(
             keys=keys,
             settings=settings,
             separators=separators,
+            notifications=ctx.outbound.enabled,
         )
         decision = decide(ctx, facts)
         policy = AuthPolicy.from_settings(settings)
@@ -289,7 +290,7 @@ def _deliver_once(
             raise TemporaryFailure(decision.status_reason, status="4.4.3")
         if dry_run:
             return Outcome(decision, ctx.message, dry_run=True)
-        written = tx.apply(decision, ctx, raw, keys)
+        written = tx.apply(decision, ctx, raw, keys, facts.ticket if decision.action == "update" else None)
     # The `with` block committed: only now is the outcome true.
     return Outcome(
         replace(decision, ticket=written.ticket),

@@ -20,8 +20,7 @@ if TYPE_CHECKING:
     from .config import Config
     from .deliver import Outcome
     from .notify import Templates
-    from .store.delivery import DeliveryStore
-    from .store.outbox import OutboxItem
+    from .store.delivery import DeliveryStore, OutboxItem
     from .tokens import Keyring
 
 # How long the process that claimed a notification owns it before another may retry it.
@@ -50,7 +49,7 @@ def after_delivery(store: DeliveryStore, config: Config, outcome: Outcome) -> Se
     if not outcome.notifications and not due:
         return None
     try:
-        return send(store, config, ids=outcome.notifications, due=due)
+        return send(store, config, items=outcome.notifications, due=due)
     except Exception as exc:  # the delivery committed: its exit status must not change
         from .quarantine import describe
 
@@ -59,40 +58,46 @@ def after_delivery(store: DeliveryStore, config: Config, outcome: Outcome) -> Se
 
 
 def send(
-    store: DeliveryStore, config: Config, *, ids: tuple[int, ...] = (), due: int = 0, force: bool = False
+    store: DeliveryStore,
+    config: Config,
+    *,
+    items: tuple[OutboxItem, ...] = (),
+    ids: tuple[int, ...] = (),
+    due: int = 0,
+    force: bool = False,
 ) -> SendReport:
-    """Claim, render and send notifications; each failure is recorded on its row, not raised."""
+    """Send `items` (a delivery's own, already leased to it), claim and send the rows `ids` and up to
+    `due` that wait for a retry; each failure is recorded on its row, not raised."""
     from .keyfile import keyring_for
     from .notify import load_templates
-    from .store.outbox import claim
+    from .store.outbox import claim, finish
 
     # A broken key file or template is the admin's to fix, not the notifications' fault: raised before
     # anything is claimed, so nothing counts an attempt, and all of it goes out once fixed.
     keyring = keyring_for(config.notifications)
     templates = load_templates(config.notifications.templates)
-    items = claim(store, ids=ids, due=due, lease=LEASE, force=force)
+    if ids or due:
+        items += tuple(claim(store, ids=ids, due=due, lease=LEASE, force=force))
     if not items:
         return SendReport()
-    sent: list[int] = []
-    failed: list[tuple[int, str]] = []
-    for item in items:
-        error = _send_one(store, config, item, keyring, templates)
-        if error is None:
-            sent.append(item.id)
-        else:
-            failed.append((item.id, error))
+    results = [(item, *_send_one(config, item, keyring, templates)) for item in items]
+    finish(store, results)
+    for item, _, error in results:
+        if error is not None:
             _log(config, f"notification {item.id} ({item.kind} to {item.recipient}) not sent: {error}")
-    return SendReport(tuple(sent), tuple(failed))
+    return SendReport(
+        tuple(item.id for item, _, error in results if error is None),
+        tuple((item.id, error) for item, _, error in results if error is not None),
+    )
 
 
 def _send_one(
-    store: DeliveryStore, config: Config, item: OutboxItem, keyring: Keyring | None, templates: Templates
-) -> str | None:
-    """Render and send one notification, record the result; returns the failure reason or None."""
+    config: Config, item: OutboxItem, keyring: Keyring | None, templates: Templates
+) -> tuple[str | None, str | None]:
+    """Render and send one notification: (the Message-ID it went out with, None) or (None, why it failed)."""
     from .mailer import SendFailed
     from .mailer import send as transmit
     from .notify import NotificationFields, render
-    from .store.outbox import finish
 
     fields = NotificationFields(
         kind=item.kind,  # type: ignore[arg-type]
@@ -106,22 +111,18 @@ def _send_one(
         author=item.author,
         in_reply_to=item.in_reply_to,
     )
-    message_id: str | None = None
     try:
         if keyring is None:
             raise SendFailed("no notification key file ([notifications] key_file): run `email2ticket init`")
         mail = render(fields, templates=templates, config=config.notifications, keyring=keyring)
-        message_id = mail.message_id
         transmit(mail, config.notifications)
-        error = None
     except SendFailed as exc:
-        error = exc.reason
-    except Exception as exc:  # a template or key problem: the admin must see it, the delivery must not
+        return None, exc.reason
+    except Exception as exc:  # a recipient we cannot write to, a bug: recorded, the delivery stands
         from .quarantine import describe
 
-        error = describe(exc)
-    finish(store, item, message_id=message_id, error=error)
-    return error
+        return None, describe(exc)
+    return mail.message_id, None
 
 
 def _log(config: Config, line: str) -> None:

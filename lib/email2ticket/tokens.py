@@ -16,16 +16,16 @@ in constant time. Pure functions, stdlib only: this runs on every delivery that 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
-import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeAlias
 
 TAG_HEX = 32  # 128 bits of HMAC-SHA256 (at least 96 are required)
 NONCE_HEX = 12
-_TOKEN = re.compile(r"^<?e2t\.(\d{1,12})\.([a-z0-9]{1,16})\.([0-9a-f]{8,32})\.([0-9a-f]{32,64})@[^>]+>?$")
+# Compiled on first use (re caches it): most mail carries nothing shaped like a token (may_be_token).
+_TOKEN = r"^<?e2t\.(\d{1,12})\.([a-z0-9]{1,16})\.([0-9a-f]{8,32})\.([0-9a-f]{32,64})@[^>]+>?$"
 
 
 @dataclass(frozen=True)
@@ -53,18 +53,36 @@ class Keyring:
         return next((key for key in self.keys if key.kid == kid), None)
 
 
+# The keyring, or a function that loads it on first need (keyfile.py: a file read per delivery saved).
+KeyringSource: TypeAlias = Keyring | Callable[[], Keyring | None] | None
+TOKEN_PREFIX = "<e2t."
+
+
+def may_be_token(message_id: str) -> bool:
+    """Could this be one of our tokens? A prefix test, before anything loads a key."""
+    return message_id[: len(TOKEN_PREFIX)].lower() == TOKEN_PREFIX
+
+
+def resolve_keyring(source: KeyringSource) -> Keyring | None:
+    return source() if callable(source) else source
+
+
 def new_key() -> Key:
     """A fresh random key: 256-bit secret, 6-hex-digit id."""
+    import secrets  # only the admin's init and rotate make keys
+
     return Key(kid="k" + secrets.token_hex(3), secret=secrets.token_bytes(32))
 
 
 def _tag(key: Key, ticket: int, nonce: str) -> str:
-    mac = hmac.new(key.secret, f"e2t-v1|{ticket}|{key.kid}|{nonce}".encode("ascii"), hashlib.sha256)
+    mac = hmac.new(key.secret, f"e2t-v1|{ticket}|{key.kid}|{nonce}".encode("ascii"), "sha256")
     return mac.hexdigest()[:TAG_HEX]
 
 
 def make_message_id(ticket: int, keyring: Keyring, domain: str, *, nonce: str | None = None) -> str:
     """A new Message-ID for a notification about `ticket`, in angle brackets."""
+    import secrets  # only paid for when a notification is sent
+
     key = keyring.newest
     nonce = nonce or secrets.token_hex(NONCE_HEX // 2)
     return f"<e2t.{ticket}.{key.kid}.{nonce}.{_tag(key, ticket, nonce)}@{domain}>"
@@ -74,7 +92,7 @@ def ticket_from_message_id(message_id: str, keyring: Keyring | None) -> int | No
     """The ticket number a Message-ID of ours carries, or None (not ours, unknown key, bad tag)."""
     if keyring is None or not message_id:
         return None
-    match = _TOKEN.match(message_id.strip().lower())
+    match = re.match(_TOKEN, message_id.strip().lower())
     if match is None:
         return None
     ticket_text, kid, nonce, tag = match.groups()

@@ -28,6 +28,7 @@ from .common import ArgumentError, Parser, report_crash, report_failure
 if TYPE_CHECKING:
     from ..deliver import MailIdentity, Outcome, Release
     from ..store.delivery import DeliveryStore
+    from ..tokens import Keyring
 
 
 class DeliveryTimeout(TemporaryFailure):
@@ -194,12 +195,18 @@ def mail_identity(config: Config) -> MailIdentity:
     """Who we are as a sender, from [notifications] and the key file: recognises our own mail coming back."""
     from ..decision import Outbound
     from ..deliver import MailIdentity
-    from ..keyfile import keyring_for
 
     settings = config.notifications
+
+    def load_keyring() -> Keyring | None:
+        """Read only for a message that carries something shaped like our token (classify.py)."""
+        from ..keyfile import keyring_for
+
+        return keyring_for(settings)
+
     own = {address for address in (settings.address(), settings.envelope_from()) if address}
     return MailIdentity(
-        keyring=keyring_for(settings),
+        keyring=load_keyring,
         instance_id=settings.loop_id(),
         outbound=Outbound(enabled=settings.enabled, own_addresses=frozenset(a.lower() for a in own)),
     )
@@ -208,7 +215,6 @@ def mail_identity(config: Config) -> MailIdentity:
 def _deliver(stdin: BinaryIO, envelope: Envelope, config: Config, *, dry_run: bool) -> Outcome:
     """Read, deliver and commit within delivery_timeout; then send the notifications, outside it:
     the delivery has committed, and nothing that happens while sending may change its exit status."""
-    from ..notifications import after_delivery
     from ..store.delivery import DeliveryStore
 
     store = DeliveryStore(config.resolved_database_url(), lock_timeout=config.lock_timeout)
@@ -216,7 +222,10 @@ def _deliver(stdin: BinaryIO, envelope: Envelope, config: Config, *, dry_run: bo
         with time_budget(config.delivery_timeout):
             raw = read_message(stdin, config.max_message_bytes)
             outcome = deliver_message(raw, envelope, store, config, dry_run=dry_run)
-        after_delivery(store, config, outcome)
+        if outcome.notifications or outcome.notifications_due:
+            from ..notifications import after_delivery
+
+            after_delivery(store, config, outcome)
         return outcome
     finally:
         store.dispose()

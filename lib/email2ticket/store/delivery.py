@@ -136,7 +136,7 @@ _requester, _technician = t.users.alias("requester"), t.users.alias("technician"
 _anchor = select(literal_column("1", Integer).label("one")).subquery("anchor")
 # Every fact in one row: each join matches at most one row (unique email, unique delivered_key,
 # primary key), and a NULL parameter (no sender, no reference) matches none.
-FACTS = select(
+_FACTS_COLUMNS = (
     _sender.c.id.label("user_id"),
     _sender.c.email.label("user_email"),
     _sender.c.is_technician,
@@ -150,26 +150,34 @@ FACTS = select(
     _requester.c.email.label("requester"),
     _technician.c.email.label("technician"),
     t.tickets.c.subject.label("ticket_subject"),
-    _bounced_sender.c.address.label("sender_bounced"),
-    _bounced_requester.c.address.label("requester_bounced"),
-    _bounced_technician.c.address.label("technician_bounced"),
     _SENDER_NEW_TICKETS.label("sender_new_tickets"),
-    _ACKS_TO_SENDER.label("acks_to_sender"),
-    _ACKS_LAST_HOUR.label("acks_last_hour"),
-    _NOTIFICATIONS_DUE.label("notifications_due"),
     select(_other.c.id)
     .where(_other.c.message_id == bindparam("message_id", type_=Text))
     .where(_other.c.delivered_key.is_not(None))
     .where(_other.c.body_digest != bindparam("body_digest", type_=String))
     .exists()
     .label("message_id_reused"),
-).select_from(
+)
+_FACTS_FROM = (
     _anchor.outerjoin(_sender, _sender.c.email == _sender_param)
     .outerjoin(_earlier, _earlier.c.delivered_key == bindparam("key", type_=String))
     .outerjoin(t.tickets, t.tickets.c.id == bindparam("reference", type_=Integer))
     .outerjoin(_requester, _requester.c.id == t.tickets.c.requester_id)
     .outerjoin(_technician, _technician.c.id == t.tickets.c.technician_id)
-    .outerjoin(_bounced_sender, _bounced_sender.c.address == _sender_param)
+)
+FACTS = select(*_FACTS_COLUMNS).select_from(_FACTS_FROM)
+# With [notifications] on, the same row also holds what the notification rules limit. Without, these
+# joins and counts would only cost every delivery their compilation (about 1 ms per process).
+FACTS_WITH_NOTIFICATIONS = select(
+    *_FACTS_COLUMNS,
+    _bounced_sender.c.address.label("sender_bounced"),
+    _bounced_requester.c.address.label("requester_bounced"),
+    _bounced_technician.c.address.label("technician_bounced"),
+    _ACKS_TO_SENDER.label("acks_to_sender"),
+    _ACKS_LAST_HOUR.label("acks_last_hour"),
+    _NOTIFICATIONS_DUE.label("notifications_due"),
+).select_from(
+    _FACTS_FROM.outerjoin(_bounced_sender, _bounced_sender.c.address == _sender_param)
     .outerjoin(_bounced_requester, _bounced_requester.c.address == _requester.c.email)
     .outerjoin(_bounced_technician, _bounced_technician.c.address == _technician.c.email)
 )
@@ -186,13 +194,31 @@ class MessageKeys:
 
 
 @dataclass(frozen=True)
+class OutboxItem:
+    """One notification to send, with the ticket fields its template may use (store/outbox.py, notifications.py)."""
+
+    id: int
+    kind: str
+    recipient: str
+    ticket: int
+    subject: str
+    status: str
+    requester: str
+    technician: str | None
+    comment: str
+    author: str
+    in_reply_to: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
 class Written:
     """What a delivery wrote: the ticket (new or updated), the comment, and the audit record."""
 
     ticket: int | None
     comment: int | None
     message_row: int
-    notifications: tuple[int, ...] = ()
+    notifications: tuple[OutboxItem, ...] = ()  # written as pending, leased to this delivery
 
 
 class DeliveryStore:
@@ -285,26 +311,27 @@ class DeliveryTransaction:
         settings: RuleSettings,
         separators: tuple[str, ...],
         reference_source: Literal["subject", "token", "bounce"] | None = None,
+        notifications: bool = False,
     ) -> Facts:
+        """The facts for the rules; `notifications`: also what the notification rules need."""
         now = t.utcnow()
-        row = self.conn.execute(
-            FACTS,
-            {
-                "sender": sender or None,
-                "key": keys.idempotency_key,
-                "reference": reference,
-                "message_id": keys.message_id or None,
-                "body_digest": keys.body_digest,
-                "now": now,
-                "hour_ago": now - timedelta(hours=1),
-                "day_ago": now - timedelta(days=1),
-            },
-        ).one()
+        values: dict[str, Any] = {
+            "sender": sender or None,
+            "key": keys.idempotency_key,
+            "reference": reference,
+            "message_id": keys.message_id or None,
+            "body_digest": keys.body_digest,
+            "hour_ago": now - timedelta(hours=1),
+        }
+        if notifications:
+            values.update(now=now, day_ago=now - timedelta(days=1))
+        row = self.conn.execute(FACTS_WITH_NOTIFICATIONS if notifications else FACTS, values).one()
         user = None
         if row.user_id is not None:
             self._user_ids[row.user_email] = int(row.user_id)
             user = UserFacts(row.user_email, bool(row.is_technician), row.access, bool(row.disabled))
-        bounced = (row.sender_bounced, row.requester_bounced, row.technician_bounced)
+        extra = row._mapping
+        bounced = (extra.get("sender_bounced"), extra.get("requester_bounced"), extra.get("technician_bounced"))
         return Facts(
             settings=settings,
             separators=separators,
@@ -317,10 +344,10 @@ class DeliveryTransaction:
                 else None
             ),
             sender_new_tickets_last_hour=int(row.sender_new_tickets or 0),
-            acknowledgements_to_sender_last_day=int(row.acks_to_sender or 0),
-            acknowledgements_last_hour=int(row.acks_last_hour or 0),
+            acknowledgements_to_sender_last_day=int(extra.get("acks_to_sender") or 0),
+            acknowledgements_last_hour=int(extra.get("acks_last_hour") or 0),
             bounced=frozenset(address for address in bounced if address),
-            notifications_due=int(row.notifications_due or 0),
+            notifications_due=int(extra.get("notifications_due") or 0),
             earlier=(
                 EarlierDelivery(row.earlier_id, row.earlier_action, row.earlier_ticket)
                 if row.earlier_id is not None
@@ -338,9 +365,11 @@ class DeliveryTransaction:
         if self.conn.execute(RELEASE, {"row": message_row}).rowcount != 1:
             raise TemporaryFailure(f"message {message_row} is no longer held or ignored (released meanwhile?)")
 
-    def apply(self, decision: Decision, ctx: Context, raw: bytes, keys: MessageKeys) -> Written:
+    def apply(
+        self, decision: Decision, ctx: Context, raw: bytes, keys: MessageKeys, ticket: TicketFacts | None = None
+    ) -> Written:
         """Write the ticket, comment or note (with attachments), the audit record and the notifications
-        to send, in this transaction."""
+        to send, in this transaction. `ticket` is the updated ticket as the rules saw it."""
         ticket_id, comment_id = decision.ticket, None
         if decision.action == "create":
             ticket_id = self._create_ticket(decision, ctx)
@@ -349,7 +378,9 @@ class DeliveryTransaction:
         row = self._audit(decision, ctx, raw, keys, ticket_id, comment_id)
         if decision.action == "note" and ticket_id is not None:
             self._add_note(decision, ctx, ticket_id, row)
-        notifications = tuple(self._queue(notice, ticket_id, comment_id, row) for notice in decision.notices)
+        notifications = tuple(
+            self._queue(notice, decision, ctx, ticket, ticket_id, comment_id, row) for notice in decision.notices
+        )
         return Written(ticket_id, comment_id, row, notifications)
 
     def _add_note(self, decision: Decision, ctx: Context, ticket_id: int, message_row: int) -> None:
@@ -392,9 +423,19 @@ class DeliveryTransaction:
             ),
         )
 
-    def _queue(self, notice: Notice, ticket_id: int | None, comment_id: int | None, message_row: int) -> int:
+    def _queue(
+        self,
+        notice: Notice,
+        decision: Decision,
+        ctx: Context,
+        ticket: TicketFacts | None,
+        ticket_id: int | None,
+        comment_id: int | None,
+        message_row: int,
+    ) -> OutboxItem:
         """A pending notification, leased to this delivery: it sends it right after the commit, and
-        nobody retries it before the lease runs out (notifications.py)."""
+        nobody retries it before the lease runs out (notifications.py). Returned with what its template
+        needs, so sending it reads nothing back."""
         from ..notifications import LEASE
 
         assert ticket_id is not None, "a notification is always about a ticket"
@@ -411,7 +452,27 @@ class DeliveryTransaction:
                 next_attempt_at=t.utcnow() + LEASE,
             ),
         )
-        return _new_id(result)
+        sender = ctx.sender.address or ""
+        if ticket is None:  # a new ticket: the sender is its requester
+            subject, status, requester, technician = decision.subject, "open", sender, None
+        else:
+            subject, requester, technician = ticket.subject, ticket.requester, ticket.technician
+            status = "open" if decision.reopen else ticket.status
+        comment = decision.body if notice.kind != "acknowledgement" else ""
+        return OutboxItem(
+            id=_new_id(result),
+            kind=notice.kind,
+            recipient=notice.recipient,
+            ticket=ticket_id,
+            subject=subject,
+            status=status,
+            requester=requester,
+            technician=technician,
+            comment=comment,
+            author=sender if comment else "",
+            in_reply_to=ctx.message.message_id,
+            attempts=0,
+        )
 
     def _sender_id(self, ctx: Context) -> int:
         """The sender's user row, created as a requester when the rules found none.

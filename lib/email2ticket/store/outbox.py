@@ -10,35 +10,16 @@ failed waits with a growing back-off; `MAX_SEND_ATTEMPTS` failures leave it for 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select, true, update
 
 from . import schema as t
-from .delivery import MAX_SEND_ATTEMPTS, DeliveryStore
+from .delivery import MAX_SEND_ATTEMPTS, DeliveryStore, OutboxItem
 
 # Back-off after the n-th failed attempt (the last value repeats).
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4))
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """One notification to send, with the ticket fields its template may use."""
-
-    id: int
-    kind: str
-    recipient: str
-    ticket: int
-    subject: str
-    status: str
-    requester: str
-    technician: str | None
-    comment: str
-    author: str
-    in_reply_to: str | None
-    attempts: int
 
 
 _requester, _technician, _author = t.users.alias("requester"), t.users.alias("technician"), t.users.alias("author")
@@ -92,17 +73,21 @@ def claim(
     return [_item(row) for row in rows]
 
 
-def finish(store: DeliveryStore, item: OutboxItem, *, message_id: str | None, error: str | None) -> None:
-    """Record one send: `sent` with the Message-ID used, or `failed` with the reason and the next attempt."""
+def finish(store: DeliveryStore, results: list[tuple[OutboxItem, str | None, str | None]]) -> None:
+    """Record sends in one transaction: (item, Message-ID used, None) is `sent`; (item, _, reason) is
+    `failed`, with the next attempt after a growing back-off."""
     now = t.utcnow()
-    attempts = item.attempts + 1
-    if error is None:
-        values: dict[str, Any] = dict(status="sent", sent_at=now, attempts=attempts, outgoing_message_id=message_id)
-    else:
-        wait = BACKOFF[min(attempts, len(BACKOFF)) - 1]
-        values = dict(status="failed", attempts=attempts, last_error=error[:2000], next_attempt_at=now + wait)
     with store.transaction() as tx:
-        tx.conn.execute(update(_n).where(_n.c.id == item.id).values(**values))
+        for item, message_id, error in results:
+            attempts = item.attempts + 1
+            if error is None:
+                values: dict[str, Any] = dict(
+                    status="sent", sent_at=now, attempts=attempts, outgoing_message_id=message_id
+                )
+            else:
+                wait = BACKOFF[min(attempts, len(BACKOFF)) - 1]
+                values = dict(status="failed", attempts=attempts, last_error=error[:2000], next_attempt_at=now + wait)
+            tx.conn.execute(update(_n).where(_n.c.id == item.id).values(**values))
 
 
 def list_notifications(store: DeliveryStore, *, status: str | None, limit: int) -> list[dict[str, Any]]:
