@@ -136,7 +136,7 @@ class Context:
     auth: Verdict | None = None  # the sender verification verdict; None: not evaluated (yet)
     classification: Classification | None = None  # classify.py's signals; None: not classified
     release: str | None = None  # the stopping rule an admin's `messages release` skips (loop_rules.py)
-    outbound: Outbound = field(default_factory=lambda: Outbound())
+    outbound: Outbound = field(default_factory=Outbound)
 
 
 # --- the record ---------------------------------------------------------------------------------
