@@ -17,7 +17,9 @@ the check that stopped it (Context.release).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Concatenate, Literal, ParamSpec, TypeAlias
 
 from .decision import Context, Decision, Facts, RuleResult, TicketFacts
 from .exits import ExitCode
@@ -25,48 +27,48 @@ from .exits import ExitCode
 if TYPE_CHECKING:
     from .classify import Classification
 
-# The rules that stop a message, in the order the chain consults them; `messages release` may skip any.
-STOPPING_RULES = ("own-mail", "spam-flag", "bounce", "automatic-mail", "sender-flood")
+P = ParamSpec("P")
+StoppingRule: TypeAlias = Callable[Concatenate[Context, P], RuleResult]
 
 
-def released(ctx: Context, name: str) -> RuleResult | None:
-    """The MISS an admin's release turns a stopping rule into, or None when this rule is not released."""
-    if ctx.release != name:
-        return None
-    return RuleResult(name, False, "released by the admin (`messages release`): this check is skipped")
+def releasable(name: str) -> Callable[[StoppingRule[P]], StoppingRule[P]]:
+    """A rule that stops a message: an admin's `messages release` turns it into a MISS for that message."""
+
+    def wrap(rule: StoppingRule[P]) -> StoppingRule[P]:
+        @functools.wraps(rule)
+        def checked(ctx: Context, /, *args: P.args, **kwargs: P.kwargs) -> RuleResult:
+            if ctx.release == name:
+                return RuleResult(name, False, "released by the admin (`messages release`): this check is skipped")
+            return rule(ctx, *args, **kwargs)
+
+        return checked
+
+    return wrap
 
 
+@releasable("own-mail")
 def rule_own_mail(ctx: Context, cls: Classification) -> RuleResult:
-    skip = released(ctx, "own-mail")
-    if skip is not None:
-        return skip
     if cls.own is None:
         return RuleResult("own-mail", False, "not our own mail (no loop header of ours, no Message-ID token of ours)")
     return RuleResult("own-mail", True, f"our own mail came back: {cls.own.describe()}; it never opens a ticket")
 
 
+@releasable("spam-flag")
 def rule_spam_flag(ctx: Context, cls: Classification) -> RuleResult:
-    skip = released(ctx, "spam-flag")
-    if skip is not None:
-        return skip
     if cls.spam is None:
         return RuleResult("spam-flag", False, "no trusted spam header marks the message (spam_headers)")
     return RuleResult("spam-flag", True, f"marked as spam: {cls.spam.describe()}; held for the admin")
 
 
+@releasable("bounce")
 def rule_bounce(ctx: Context, cls: Classification) -> RuleResult:
-    skip = released(ctx, "bounce")
-    if skip is not None:
-        return skip
     if cls.bounce is None:
         return RuleResult("bounce", False, "not a delivery failure report")
     return RuleResult("bounce", True, f"a delivery failure report: {cls.bounce.describe()}")
 
 
+@releasable("automatic-mail")
 def rule_automatic_mail(ctx: Context, cls: Classification) -> RuleResult:
-    skip = released(ctx, "automatic-mail")
-    if skip is not None:
-        return skip
     signals = ", ".join(signal.describe() for signal in cls.automatic)
     if not cls.automatic:
         return RuleResult("automatic-mail", False, "no automatic-mail signal: a person wrote it")
@@ -77,10 +79,8 @@ def rule_automatic_mail(ctx: Context, cls: Classification) -> RuleResult:
     return RuleResult("automatic-mail", True, f"automatic mail: {signals}")
 
 
+@releasable("sender-flood")
 def rule_sender_flood(ctx: Context, cls: Classification, facts: Facts) -> RuleResult:
-    skip = released(ctx, "sender-flood")
-    if skip is not None:
-        return skip
     limit, count = facts.settings.max_new_tickets_per_sender_per_hour, facts.sender_new_tickets_last_hour
     if cls.allow_listed:
         return RuleResult("sender-flood", False, f"the sender is allowed ({cls.allow_listed}): no flood limit")
