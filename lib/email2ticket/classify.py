@@ -126,6 +126,12 @@ class Classification:
     bounce_ticket: int | None = None  # ticket of a valid token among bounce.original_message_ids
 
     @property
+    def bounce_link(self) -> int | None:
+        """The ticket whose notification a bounce answers: our token in its report, else in its own
+        In-Reply-To/References (some MTAs thread their bounces)."""
+        return self.bounce_ticket or next(iter(self.token_tickets), None)
+
+    @property
     def is_automatic(self) -> bool:
         """A bounce always; other automatic signals unless the sender is allow-listed."""
         return self.bounce is not None or (bool(self.automatic) and self.allow_listed is None)

@@ -78,6 +78,9 @@ class EarlierDelivery:
     ticket: int | None
 
 
+ReferenceSource = Literal["subject", "token", "bounce"]
+
+
 @dataclass(frozen=True)
 class Facts:
     """Everything the store looked up for one message, inside the delivery's transaction."""
@@ -90,7 +93,7 @@ class Facts:
     earlier: EarlierDelivery | None = None
     message_id_reused: bool = False  # another message with this Message-ID but a different body
     # Where the reference came from: the subject, our token in In-Reply-To/References, a bounce report.
-    reference_source: Literal["subject", "token", "bounce"] | None = None
+    reference_source: ReferenceSource | None = None
     # The counts the loop protections limit (loop_rules.py, notify_rules.py).
     sender_new_tickets_last_hour: int = 0
     acknowledgements_to_sender_last_day: int = 0

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from .auth import AuthPolicy, offline_verdict, verify_sender
 from .classify import Classification, classify
 from .config import DnsConfig
-from .decision import Context, Decision, Outbound
+from .decision import Context, Decision, Outbound, ReferenceSource
 from .envelope import Envelope
 from .exits import DataError, ExitCode, TemporaryFailure
 from .message import ParsedMessage, parse_message
@@ -235,11 +235,10 @@ def _deliver_verified(
 
 def ticket_reference(
     subject: str, settings: RuleSettings, cls: Classification
-) -> tuple[int | None, Literal["subject", "token", "bounce"] | None]:
+) -> tuple[int | None, ReferenceSource | None]:
     """The ticket a message refers to, and how: a bounce's report, the subject, else our token."""
     if cls.bounce is not None:
-        linked = cls.bounce_ticket or next(iter(cls.token_tickets), None)
-        return linked, "bounce" if linked is not None else None
+        return cls.bounce_link, "bounce" if cls.bounce_link is not None else None
     reference = find_ticket_reference(subject, bare_numbers=settings.bare_number_references)
     if reference is not None:
         return reference, "subject"

@@ -118,8 +118,7 @@ def bounce_decision(ctx: Context, cls: Classification, facts: Facts, results: li
     """A bounce of our notification becomes a note on its ticket; a hard one stops notifying the address."""
     report = cls.bounce
     assert report is not None
-    ticket = cls.bounce_ticket or next(iter(cls.token_tickets), None)
-    linked = rule_bounce_linked(ticket, facts)
+    linked = rule_bounce_linked(cls.bounce_link, facts)
     results.append(linked)
     if not linked.hit or facts.ticket is None:
         return stop(results, "ignore", "bounce", "a delivery failure report that answers no notification of ours")

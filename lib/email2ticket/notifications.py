@@ -84,7 +84,7 @@ def send(
     finish(store, results)
     for item, _, error in results:
         if error is not None:
-            _log(config, f"notification {item.id} ({item.kind} to {item.recipient}) not sent: {error}")
+            _log(config, f"notification {item.id} ({item.fields.kind} to {item.fields.recipient}) not sent: {error}")
     return SendReport(
         tuple(item.id for item, _, error in results if error is None),
         tuple((item.id, error) for item, _, error in results if error is not None),
@@ -97,24 +97,12 @@ def _send_one(
     """Render and send one notification: (the Message-ID it went out with, None) or (None, why it failed)."""
     from .mailer import SendFailed
     from .mailer import send as transmit
-    from .notify import NotificationFields, render
+    from .notify import render
 
-    fields = NotificationFields(
-        kind=item.kind,  # type: ignore[arg-type]
-        ticket=item.ticket,
-        recipient=item.recipient,
-        subject=item.subject,
-        requester=item.requester,
-        technician=item.technician,
-        status=item.status,
-        comment=item.comment,
-        author=item.author,
-        in_reply_to=item.in_reply_to,
-    )
     try:
         if keyring is None:
             raise SendFailed("no notification key file ([notifications] key_file): run `email2ticket init`")
-        mail = render(fields, templates=templates, config=config.notifications, keyring=keyring)
+        mail = render(item.fields, templates=templates, config=config.notifications, keyring=keyring)
         transmit(mail, config.notifications)
     except SendFailed as exc:
         return None, exc.reason

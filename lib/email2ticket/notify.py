@@ -34,15 +34,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, get_args
 
+from .decision import NoticeKind
 from .exits import ConfigurationError
 
 if TYPE_CHECKING:
     from .config import NotificationsConfig
     from .tokens import Keyring
 
-NoticeKind = Literal["acknowledgement", "technician-update", "requester-comment"]
 KINDS: tuple[NoticeKind, ...] = get_args(NoticeKind)
 COMMENT_KINDS: frozenset[NoticeKind] = frozenset({"technician-update", "requester-comment"})
 LOOP_HEADER = "X-Email2ticket-Loop"

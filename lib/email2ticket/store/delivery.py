@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     DateTime,
@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy import table as lightweight_table
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from ..decision import Context, Decision, EarlierDelivery, Facts, Notice, TicketFacts, UserFacts
+from ..decision import Context, Decision, EarlierDelivery, Facts, Notice, ReferenceSource, TicketFacts, UserFacts
 from ..reply import separators_from_edits
 from ..settings import RuleSettings, settings_from_rows
 from . import schema as t
@@ -47,6 +47,9 @@ from .errors import translate_errors
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, CursorResult, RootTransaction
+
+    from ..bounce import BounceReport
+    from ..notify import NotificationFields
 
 # Built once per process: SQLAlchemy then finds their compiled SQL in its cache on every message.
 
@@ -195,20 +198,11 @@ class MessageKeys:
 
 @dataclass(frozen=True)
 class OutboxItem:
-    """One notification to send, with the ticket fields its template may use (store/outbox.py, notifications.py)."""
+    """One notification to send: its row, and what its template says (store/outbox.py, notifications.py)."""
 
     id: int
-    kind: str
-    recipient: str
-    ticket: int
-    subject: str
-    status: str
-    requester: str
-    technician: str | None
-    comment: str
-    author: str
-    in_reply_to: str | None
     attempts: int
+    fields: NotificationFields
 
 
 @dataclass(frozen=True)
@@ -310,7 +304,7 @@ class DeliveryTransaction:
         keys: MessageKeys,
         settings: RuleSettings,
         separators: tuple[str, ...],
-        reference_source: Literal["subject", "token", "bounce"] | None = None,
+        reference_source: ReferenceSource | None = None,
         notifications: bool = False,
     ) -> Facts:
         """The facts for the rules; `notifications`: also what the notification rules need."""
@@ -394,9 +388,9 @@ class DeliveryTransaction:
                 body=decision.body,
             ),
         )
-        for address in decision.suppress:
-            self._block(address, ctx, ticket_id, message_row)
         report = ctx.classification.bounce if ctx.classification else None
+        for address in decision.suppress:
+            self._block(address, report, ticket_id, message_row)
         if report is not None and report.original_message_ids:
             self.conn.execute(
                 update(t.notifications)
@@ -404,14 +398,13 @@ class DeliveryTransaction:
                 .values(status="bounced", last_error=report.describe())
             )
 
-    def _block(self, address: str, ctx: Context, ticket_id: int, message_row: int) -> None:
+    def _block(self, address: str, report: BounceReport | None, ticket_id: int, message_row: int) -> None:
         """A hard bounce: the address is not notified again (a concurrent block of it is fine)."""
         known = self.conn.execute(
             select(t.bounced_addresses.c.address).where(t.bounced_addresses.c.address == address)
         ).first()
         if known is not None:
             return
-        report = ctx.classification.bounce if ctx.classification else None
         self.conn.execute(
             INSERT_BOUNCED,
             dict(
@@ -437,6 +430,7 @@ class DeliveryTransaction:
         nobody retries it before the lease runs out (notifications.py). Returned with what its template
         needs, so sending it reads nothing back."""
         from ..notifications import LEASE
+        from ..notify import NotificationFields
 
         assert ticket_id is not None, "a notification is always about a ticket"
         result = self.conn.execute(
@@ -459,20 +453,19 @@ class DeliveryTransaction:
             subject, requester, technician = ticket.subject, ticket.requester, ticket.technician
             status = "open" if decision.reopen else ticket.status
         comment = decision.body if notice.kind != "acknowledgement" else ""
-        return OutboxItem(
-            id=_new_id(result),
+        fields = NotificationFields(
             kind=notice.kind,
-            recipient=notice.recipient,
             ticket=ticket_id,
+            recipient=notice.recipient,
             subject=subject,
-            status=status,
             requester=requester,
             technician=technician,
+            status=status,
             comment=comment,
             author=sender if comment else "",
             in_reply_to=ctx.message.message_id,
-            attempts=0,
         )
+        return OutboxItem(_new_id(result), 0, fields)
 
     def _sender_id(self, ctx: Context) -> int:
         """The sender's user row, created as a requester when the rules found none.

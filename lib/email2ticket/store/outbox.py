@@ -111,20 +111,21 @@ def unblock(store: DeliveryStore, address: str) -> bool:
 
 
 def _item(row: Any) -> OutboxItem:
-    return OutboxItem(
-        id=row.id,
+    from ..notify import NotificationFields
+
+    fields = NotificationFields(
         kind=row.kind,
-        recipient=row.recipient,
         ticket=row.ticket,
+        recipient=row.recipient,
         subject=row.subject,
-        status=row.status,
         requester=row.requester,
         technician=row.technician,
+        status=row.status,
         comment=row.comment or "",
         author=row.author or "",
         in_reply_to=row.in_reply_to,
-        attempts=row.attempts,
     )
+    return OutboxItem(row.id, row.attempts, fields)
 
 
 def _row_dict(mapping: Any) -> dict[str, Any]:
