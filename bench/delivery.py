@@ -13,9 +13,9 @@ One command prints one table, everything measured in the same run on this machin
 * peak RSS of a client, of a standalone delivery, and of the service after 1,000 and 10,000 messages;
 * one 25 MB message: time and peak RSS, standalone and through the service.
 
-Each throughput figure is the median of --repeat runs. It starts its own PostgreSQL (tests/pgserver.py,
+Each throughput figure is the median of --repeat runs. It starts its own PostgreSQL (tests/support/servers/pgserver.py,
 fsync off: the database's own durability cost is not what is measured) and its own services
-(tests/delivery_service.py). The pipe is run as the MTA would with the service: `python -IS
+(tests/support/servers/delivery_service.py). The pipe is run as the MTA would with the service: `python -IS
 bin/email2ticket-deliver` (the checkout's shim finds the package without `site`).
 
     python bench/delivery.py [--quick] [--repeat N] [--profile]
@@ -45,8 +45,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from delivery_service import ADMIN, DELIVER, LmtpClient, ServiceProcess, child_env  # noqa: E402
-from pgserver import PgServer  # noqa: E402
+from support.servers.delivery_service import ADMIN, DELIVER, LmtpClient, ServiceProcess, child_env  # noqa: E402
+from support.servers.pgserver import PgServer  # noqa: E402
 
 PY = sys.executable
 HELPDESK = "helpdesk@helpdesk.example"

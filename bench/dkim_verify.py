@@ -8,7 +8,7 @@ pipe command pays them only for a message whose decision depends on the verdict.
     python3 bench/dkim_verify.py [--runs 200]
 
 Prints one line per measurement: median, p90 and max in milliseconds. Uses the test suite's DNS
-server (tests/dnsserver.py) and real RSA-2048 / Ed25519 keys (tests/dkimsign.py); needs the test
+server (tests/support/servers/dnsserver.py) and real RSA-2048 / Ed25519 keys (tests/dkimsign.py); needs the test
 extra (cryptography) installed.
 """
 
@@ -25,11 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "lib")]
 
-from dkimsign import ed25519_key, rsa_key, sign  # noqa: E402
-from dnsserver import DnsServer  # noqa: E402
-from email2ticket.auth import AuthPolicy, verify_sender  # noqa: E402
-from email2ticket.config import DnsConfig  # noqa: E402
-from email2ticket.message import parse_message  # noqa: E402
+from email2ticket.auth.verdict import AuthPolicy  # noqa: E402
+from email2ticket.auth.verify import verify_sender  # noqa: E402
+from email2ticket.config.model import DnsConfig  # noqa: E402
+from email2ticket.mail.message import parse_message  # noqa: E402
+from support.dkimsign import ed25519_key, rsa_key, sign  # noqa: E402
+from support.servers.dnsserver import DnsServer  # noqa: E402
 
 TARGET_MS = 20.0
 
@@ -78,7 +79,7 @@ def import_cost(runs: int) -> None:
         return statistics.median(samples)
 
     bare = timed("pass")
-    heavy = timed("import email2ticket.dkim_verify")
+    heavy = timed("import email2ticket.auth.dkim")
     print(f"{'imports: dkimpy + dnspython + pynacl (fresh process)':58} median {heavy - bare:6.2f} ms   (n={runs})")
 
 
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             server.add_txt(key.dns_name, key.txt)
         server.add_txt("_dmarc.helpdesk.example", "v=DMARC1; p=none")
         config = DnsConfig((server.address,), 5.0)
-        print(f"message: {len(raw)} bytes; DNS: {server.address} (tests/dnsserver.py, UDP on loopback)")
+        print(f"message: {len(raw)} bytes; DNS: {server.address} (tests/support/servers/dnsserver.py, UDP on loopback)")
         medians = []
         for label, key in (("RSA-2048", rsa), ("Ed25519", ed), ("RSA-2048, relaxed d= (+ DMARC lookup)", relaxed)):
             signed = sign(raw, key)

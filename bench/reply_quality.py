@@ -2,7 +2,7 @@
 
 Runs every labelled case of ``shared/corpus/reply_pairs.jsonl`` through
 
-* email2ticket: the very function delivery uses on a reply (``email2ticket.reply.extract_reply`` on the
+* email2ticket: the very function delivery uses on a reply (``email2ticket.reply.extract.extract_reply`` on the
   message ``parse_message`` builds), with the built-in separators plus, for a case that declares one, the
   custom separator an admin would add;
 * the peers, when installed (``pip install -e '.[bench]'``): email-reply-parser, mail-parser-reply (all its
@@ -42,8 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-from email2ticket.message import ParsedMessage, parse_message  # noqa: E402
-from email2ticket.reply import ReplyCut, effective_separators, extract_reply  # noqa: E402
+from email2ticket.mail.message import ParsedMessage, parse_message  # noqa: E402
+from email2ticket.reply.extract import ReplyCut, effective_separators, extract_reply  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"
 US = "email2ticket"

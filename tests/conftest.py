@@ -1,7 +1,7 @@
 """Fixtures shared by all tests.
 
 Databases
-  pg_server      session: the real PostgreSQL server (tests/pgserver.py PgServer)
+  pg_server      session: the real PostgreSQL server (tests/support/servers/pgserver.py PgServer)
   pg_admin       function: the same PgServer, for superuser SQL / stop() / start();
                  guarantees the server is running again after the test
   database_url   function, parametrized [sqlite, postgresql]: URL of a fresh empty database
@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from pgserver import PgServer, find_pg_bindir
+from support.servers.pgserver import PgServer, find_pg_bindir
 
 REPO = Path(__file__).resolve().parent.parent
 DELIVER = REPO / "bin" / "email2ticket-deliver"

@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..config import Config, load_config
-from ..envelope import envelope_from
+from ..config.load import load_config
+from ..config.model import Config
 from ..exits import DeliveryError
+from ..mail.envelope import envelope_from
 from .common import ArgumentError, Parser, report_crash, report_failure
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ def _print_json(value: Any) -> None:
 
 def cmd_init(args: argparse.Namespace, config: Config) -> int:
     """Create or upgrade the schema, and make the HMAC key of our Message-ID tokens if there is none."""
-    from ..keyfile import create_keyring
+    from ..outbound.keys import create_keyring
 
     print(_store(config).init())
     path = config.notifications.key_path()
@@ -253,9 +254,9 @@ def cmd_separators_edit(args: argparse.Namespace, config: Config) -> int:
 def cmd_separators_test(args: argparse.Namespace, config: Config) -> int:
     """The message on stdin with the reply cut marked: delivery's own extract_reply, with the stored separators."""
     from ..cli.deliver import read_message
-    from ..cut_report import as_json, render
-    from ..message import parse_message
-    from ..reply import InvalidSeparator, extract_reply, parse_separator
+    from ..mail.message import parse_message
+    from ..reply.cut_report import as_json, render
+    from ..reply.extract import InvalidSeparator, extract_reply, parse_separator
     from ..store.admin import AdminError
 
     for text in args.add:

@@ -19,16 +19,17 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
-from ..config import Config, load_config
-from ..delivery_log import format_line, write_line
-from ..envelope import Envelope, envelope_from
+from ..config.load import load_config
+from ..config.model import Config
+from ..delivery.log import format_line, write_line
 from ..exits import ConfigurationError, DataError, DeliveryError, ExitCode, TemporaryFailure, status_line
+from ..mail.envelope import Envelope, envelope_from
 from .common import ArgumentError, Parser, report_crash, report_failure
 
 if TYPE_CHECKING:
-    from ..deliver import MailIdentity, Outcome, Release
+    from ..delivery.core import MailIdentity, Outcome, Release
+    from ..signals.tokens import Keyring
     from ..store.delivery import DeliveryStore
-    from ..tokens import Keyring
 
 
 class DeliveryTimeout(TemporaryFailure):
@@ -115,7 +116,7 @@ def run(argv: Sequence[str] | None, stdin: BinaryIO, environ: os._Environ[str] |
             log_delivery(config, envelope, outcome, int(code), note, time.monotonic() - started)
 
 
-# The pieces below are shared with the resident service (service.py), which runs the same delivery
+# The pieces below are shared with the resident service (service/worker.py), which runs the same delivery
 # with a pooled store and its own time budget and sends this output back to the pipe client.
 
 
@@ -159,7 +160,7 @@ def log_delivery(
         config.logging,
     )
     if outcome is not None and action == "quarantine":
-        from ..quarantine import log_error, quarantine_log_line
+        from ..delivery.quarantine import log_error, quarantine_log_line
 
         log_error(quarantine_log_line(outcome, envelope.queue_id), config.logging)
 
@@ -176,7 +177,7 @@ def deliver_message(
 ) -> Outcome:
     """deliver.deliver() with what the configuration says: the one call the pipe, the service, the
     admin's release and quarantine replay make. `max_attempts` True: the configured one."""
-    from ..deliver import deliver
+    from ..delivery.core import deliver
 
     return deliver(
         raw,
@@ -193,14 +194,14 @@ def deliver_message(
 
 def mail_identity(config: Config) -> MailIdentity:
     """Who we are as a sender, from [notifications] and the key file: recognises our own mail coming back."""
-    from ..decision import Outbound
-    from ..deliver import MailIdentity
+    from ..delivery.core import MailIdentity
+    from ..rules.decision import Outbound
 
     settings = config.notifications
 
     def load_keyring() -> Keyring | None:
-        """Read only for a message that carries something shaped like our token (classify.py)."""
-        from ..keyfile import keyring_for
+        """Read only for a message that carries something shaped like our token (signals/classify.py)."""
+        from ..outbound.keys import keyring_for
 
         return keyring_for(settings)
 
@@ -223,7 +224,7 @@ def _deliver(stdin: BinaryIO, envelope: Envelope, config: Config, *, dry_run: bo
             raw = read_message(stdin, config.max_message_bytes)
             outcome = deliver_message(raw, envelope, store, config, dry_run=dry_run)
         if outcome.notifications or outcome.notifications_due:
-            from ..notifications import after_delivery
+            from ..outbound.send import after_delivery
 
             after_delivery(store, config, outcome)
         return outcome
@@ -232,7 +233,7 @@ def _deliver(stdin: BinaryIO, envelope: Envelope, config: Config, *, dry_run: bo
 
 
 def _is_counted(exc: DeliveryError) -> bool:
-    from ..quarantine import SuspectedPoison
+    from ..delivery.quarantine import SuspectedPoison
 
     return isinstance(exc, SuspectedPoison)
 
@@ -245,7 +246,7 @@ def _failure_json(exc: DeliveryError) -> dict[str, object]:
 def main(argv: Sequence[str] | None = None, *, stdin: BinaryIO | None = None) -> int:
     """Entry point: the only place failures become exit statuses.
 
-    `stdin` is the message when the thin client (client.py) already read part of standard input.
+    `stdin` is the message when the thin client (service/client.py) already read part of standard input.
     """
     try:
         return run(argv, stdin or sys.stdin.buffer, os.environ)

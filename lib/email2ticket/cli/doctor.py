@@ -22,7 +22,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from ..doctor import run_checks
+    from ..ops.doctor import run_checks
 
     checks = run_checks(
         args.config,

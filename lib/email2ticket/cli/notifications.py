@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import argparse
 
-    from ..config import Config
+    from ..config.model import Config
     from ..store.delivery import DeliveryStore
 
 
@@ -81,7 +81,7 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_retry(args: argparse.Namespace, config: Config) -> int:
-    from ..notifications import send
+    from ..outbound.send import send
 
     if not config.notifications.enabled:
         print("error: notifications are not configured ([notifications] from_address)", file=sys.stderr)
@@ -121,7 +121,7 @@ def cmd_unblock(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_keys(args: argparse.Namespace, config: Config) -> int:
-    from ..keyfile import describe_keyring
+    from ..outbound.keys import describe_keyring
 
     path = config.notifications.key_path()
     print(f"key file: {path}")
@@ -131,7 +131,7 @@ def cmd_keys(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace, config: Config) -> int:
-    from ..keyfile import rotate_keyring
+    from ..outbound.keys import rotate_keyring
 
     path = config.notifications.key_path()
     keyring = rotate_keyring(path, config.notifications.previous_keys)
@@ -157,9 +157,9 @@ def cmd_release(args: argparse.Namespace, config: Config) -> int:
 
 def _release(row: int, config: Config) -> str:
     from ..cli.deliver import deliver_message
-    from ..deliver import Release
-    from ..envelope import Envelope
-    from ..notifications import after_delivery
+    from ..delivery.core import Release
+    from ..mail.envelope import Envelope
+    from ..outbound.send import after_delivery
     from ..store.admin import AdminStore
 
     message, rule = AdminStore(config.resolved_database_url(), lock_timeout=config.lock_timeout).held_message(row)

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import argparse
 
-    from ..config import Config
-    from ..quarantine import QuarantineStore
+    from ..config.model import Config
+    from ..delivery.quarantine import QuarantineStore
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +33,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _store(config: Config) -> QuarantineStore:
-    from ..quarantine import QuarantineStore
+    from ..delivery.quarantine import QuarantineStore
 
     return QuarantineStore(config.resolved_database_url(), lock_timeout=config.lock_timeout)
 
@@ -86,7 +86,7 @@ def cmd_replay(args: argparse.Namespace, config: Config) -> int:
             failed += 1
             line = f"message {row}: still failing, left in the quarantine: {exc.reason}"
         except Exception as exc:  # the bug is still there: say so, keep going
-            from ..quarantine import describe
+            from ..delivery.quarantine import describe
 
             failed += 1
             line = f"message {row}: still failing, left in the quarantine: {describe(exc)}"

@@ -1,4 +1,4 @@
-"""`email2ticket serve`: run the resident delivery service (see serve.py and service.py).
+"""`email2ticket serve`: run the resident delivery service (see service/server.py and service/worker.py).
 
 The options override the configuration's [service] table, for trying the service out and for tests;
 production runs it from the systemd unit in postfix/ with everything in the configuration file.
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import argparse
 
-    from ..config import Config
+    from ..config.model import Config
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -24,14 +24,14 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from ..exits import ConfigurationError
-    from ..serve import serve
+    from ..service.server import serve
 
     for name in ("workers", "threads"):
         value = getattr(args, name)
         if value is not None and not 1 <= value <= 64:
             raise ConfigurationError(f"--{name} must be from 1 to 64")
     if args.lmtp:
-        from ..config import parse_listen_address
+        from ..config.load import parse_listen_address
 
         try:
             parse_listen_address(args.lmtp)

@@ -15,9 +15,16 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
-from ..decision import ACCESS_LEVELS
-from ..reply import DEFAULT_SEPARATORS, InvalidSeparator, parse_separator, separators_from_edits
-from ..settings import DESCRIPTIONS, RuleSettings, format_value, setting_names, settings_from_rows, stored_form
+from ..config.rule_settings import (
+    DESCRIPTIONS,
+    RuleSettings,
+    format_value,
+    setting_names,
+    settings_from_rows,
+    stored_form,
+)
+from ..reply.extract import DEFAULT_SEPARATORS, InvalidSeparator, parse_separator, separators_from_edits
+from ..rules.decision import ACCESS_LEVELS
 from .engine import ensure_schema, make_engine, normalise_url, redact
 from .errors import translate_errors
 from .models import Attachment, Comment, Message, Note, SeparatorEdit, Setting, Ticket, User
@@ -112,7 +119,7 @@ class AdminStore:
         ]
 
     def set_setting(self, name: str, value: str) -> dict[str, Any]:
-        from ..settings import SettingError
+        from ..config.rule_settings import SettingError
 
         try:
             stored = stored_form(name, value)
@@ -329,7 +336,7 @@ def message_dict(m: Message) -> dict[str, Any]:
 
 
 def _email(text: str) -> str:
-    from ..message import normalise_address
+    from ..mail.message import normalise_address
 
     email = normalise_address(text)
     if email is None:

@@ -38,9 +38,9 @@ from sqlalchemy import (
 from sqlalchemy import table as lightweight_table
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from ..decision import Context, Decision, EarlierDelivery, Facts, Notice, ReferenceSource, TicketFacts, UserFacts
-from ..reply import separators_from_edits
-from ..settings import RuleSettings, settings_from_rows
+from ..config.rule_settings import RuleSettings, settings_from_rows
+from ..reply.extract import separators_from_edits
+from ..rules.decision import Context, Decision, EarlierDelivery, Facts, Notice, ReferenceSource, TicketFacts, UserFacts
 from . import schema as t
 from .engine import check_revision, ensure_schema, make_engine, normalise_url, redact
 from .errors import translate_errors
@@ -48,8 +48,8 @@ from .errors import translate_errors
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, CursorResult, RootTransaction
 
-    from ..bounce import BounceReport
-    from ..notify import NotificationFields
+    from ..outbound.render import NotificationFields
+    from ..signals.bounce import BounceReport
 
 # Built once per process: SQLAlchemy then finds their compiled SQL in its cache on every message.
 
@@ -198,7 +198,7 @@ class MessageKeys:
 
 @dataclass(frozen=True)
 class OutboxItem:
-    """One notification to send: its row, and what its template says (store/outbox.py, notifications.py)."""
+    """One notification to send: its row, and what its template says (store/outbox.py, outbound/send.py)."""
 
     id: int
     attempts: int
@@ -427,10 +427,10 @@ class DeliveryTransaction:
         message_row: int,
     ) -> OutboxItem:
         """A pending notification, leased to this delivery: it sends it right after the commit, and
-        nobody retries it before the lease runs out (notifications.py). Returned with what its template
+        nobody retries it before the lease runs out (outbound/send.py). Returned with what its template
         needs, so sending it reads nothing back."""
-        from ..notifications import LEASE
-        from ..notify import NotificationFields
+        from ..outbound.render import NotificationFields
+        from ..outbound.send import LEASE
 
         assert ticket_id is not None, "a notification is always about a ticket"
         result = self.conn.execute(
@@ -576,7 +576,7 @@ class DeliveryTransaction:
 
 def _auth_record(decision: Decision, ctx: Context) -> dict[str, Any]:
     """The sender verification verdict where the decision depended on it, "not evaluated: not needed" elsewhere."""
-    from ..auth import NOT_NEEDED
+    from ..auth.verdict import NOT_NEEDED
 
     return ctx.auth.as_dict() if decision.auth_needed and ctx.auth is not None else NOT_NEEDED
 

@@ -111,7 +111,7 @@ def unblock(store: DeliveryStore, address: str) -> bool:
 
 
 def _item(row: Any) -> OutboxItem:
-    from ..notify import NotificationFields
+    from ..outbound.render import NotificationFields
 
     fields = NotificationFields(
         kind=row.kind,

@@ -162,7 +162,7 @@ notes = Table(
 
 # Outgoing notifications: written as `pending` in the delivery's transaction, sent after it commits.
 # A failed send is kept and retried (next delivery, `notifications retry`); the counts of recent
-# acknowledgements are the rate limits (notify_rules.py).
+# acknowledgements are the rate limits (rules/notify.py).
 notifications = Table(
     "notifications",
     metadata,
@@ -197,7 +197,7 @@ bounced_addresses = Table(
     _created(),
 )
 
-# Rule settings changed by the admin; absent keys take the defaults in settings.py.
+# Rule settings changed by the admin; absent keys take the defaults in config/rule_settings.py.
 settings = Table(
     "settings",
     metadata,

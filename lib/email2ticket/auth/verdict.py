@@ -1,0 +1,105 @@
+"""Sender verification: is the From: address backed by more than its own say-so?
+
+The update rules hand out rights by From: address, and From: is trivially forged. A verdict here says
+whether the message's author domain is authenticated, by which evidence, and what every piece of
+evidence said, so the rules can grant a privilege only to an authenticated sender and the audit record
+shows why. DKIM authenticates a *domain*, never a mailbox: anyone who can send signed mail from the
+technician's domain passes. A trusted Authentication-Results header reporting an authenticated
+submission (`auth=pass smtp.auth=<the From: address>`) is the one piece of evidence about the mailbox.
+
+Three sources, cheapest first (see `offline_verdict`):
+  1. the headers alone: several From: headers or addresses are never authenticated; a message with no
+     DKIM-Signature and no trusted Authentication-Results is unauthenticated at once, without DNS;
+  2. trusted Authentication-Results (auth/authresults.py): the MTA's own verifier already decided;
+  3. our own DKIM verification of the raw bytes (auth/dkim.py), which needs DNS and is the only
+     path that imports dkimpy and dnspython.
+
+This module holds the verdict model and steps 1-2, which are pure; `verify_sender` is the one entry
+to step 3 and is called by the delivery shell only when a decision depends on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..config.rule_settings import RuleSettings
+from .alignment import Alignment
+
+if TYPE_CHECKING:
+    pass
+
+VerdictResult = Literal["pass", "fail", "temperror"]
+# Per piece of evidence, in RFC 8601 words: pass, fail (did not verify), neutral, policy (verified,
+# but not acceptable to us: l= partial body, rsa-sha1, too many signatures), temperror, permerror.
+EvidenceResult = Literal["pass", "fail", "neutral", "none", "policy", "temperror", "permerror"]
+
+# What the audit record says for a message whose decision did not depend on the sender's authenticity.
+NOT_NEEDED: dict[str, Any] = {"result": "not evaluated", "reason": "not needed"}
+
+
+@dataclass(frozen=True)
+class AuthPolicy:
+    """The rule settings a verdict depends on; a verdict computed under other settings is recomputed."""
+
+    alignment: Alignment = "relaxed"
+    trusted_authserv_ids: tuple[str, ...] = ()
+    trusted_hosts: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: RuleSettings) -> AuthPolicy:
+        mode: Alignment = "strict" if settings.dkim_alignment == "strict" else "relaxed"
+        return cls(mode, settings.trusted_authserv_ids, settings.trusted_hosts)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One DKIM signature we verified, or one result a trusted Authentication-Results header reported."""
+
+    method: str  # "dkim", or the A-R method ("dkim", "dmarc", "auth", "spf", ...)
+    result: str  # an EvidenceResult for our own checks; whatever word a trusted verifier reported
+    detail: str  # why, in words
+    domain: str = ""  # d= (DKIM), header.from (DMARC), the smtp.auth identity (auth)
+    selector: str = ""
+    algorithm: str = ""
+    alignment: str = ""  # "aligned (strict)", "not aligned", ... ; "" where alignment does not apply
+
+    def describe(self) -> str:
+        who = f" d={self.domain}" if self.domain and self.method == "dkim" else ""
+        who += f" s={self.selector}" if self.selector else ""
+        who += f" {self.algorithm}" if self.algorithm else ""
+        aligned = f", {self.alignment}" if self.alignment else ""
+        return f"{self.method}{who}: {self.result} ({self.detail}){aligned}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the sender is authenticated, which evidence decided, and everything it was based on."""
+
+    result: VerdictResult
+    decided_by: str  # "dkim", "authentication-results", "headers"
+    reason: str  # one clause, e.g. "DKIM signature d=example.com passed and aligns (strict) with From: ..."
+    from_domain: str | None = None
+    evidence: tuple[Evidence, ...] = ()
+    notes: tuple[str, ...] = ()  # evidence ignored: untrusted A-R headers, temperrors that did not matter
+    policy: AuthPolicy = field(default_factory=AuthPolicy)
+
+    @property
+    def authenticated(self) -> bool:
+        return self.result == "pass"
+
+    def describe(self) -> str:
+        """The verdict in words, for `explain` and the reasons: result, deciding evidence, the rest."""
+        head = {"pass": "authenticated", "fail": "not authenticated", "temperror": "DNS failed temporarily"}
+        parts = [f"{head[self.result]}: {self.reason}"]
+        parts += [e.describe() for e in self.evidence]
+        parts += [f"ignored: {note}" for note in self.notes]
+        return "; ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The audit record's form (messages.auth_verdict)."""
+        record = asdict(self)
+        record["evidence"] = [{k: v for k, v in e.items() if v != ""} for e in record["evidence"]]
+        record["policy"] = {k: list(v) if isinstance(v, tuple) else v for k, v in record["policy"].items()}
+        record["notes"] = list(self.notes)
+        return record

@@ -1,0 +1,156 @@
+"""Infrastructure configuration: where the database is, how big a message may be, how long a delivery may take.
+
+Rule settings (restrict_replies, separators, ...) live in the database so an admin can change them
+without touching the MTA; this file holds only what the process needs before it can reach the
+database. The TOML file is validated once into a frozen dataclass: an unknown key is an error, because
+a misspelt key silently ignored is a setting the admin believes is in force. Every error here is a
+ConfigurationError, which the CLI turns into 75 so the MTA keeps the mail while the admin fixes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .syntax import addr_spec
+
+SYSTEM_CONFIG = Path("/etc/email2ticket/config.toml")
+CONFIG_ENV = "EMAIL2TICKET_CONFIG"
+DATABASE_URL_ENV = "EMAIL2TICKET_DATABASE_URL"
+LOG_TARGETS = ("auto", "syslog", "file", "none")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Where the one-line-per-delivery log goes. Never stdout: Postfix reads it as our answer."""
+
+    target: str = "auto"  # auto: syslog when /dev/log exists, else `file` when set, else nowhere
+    file: str | None = None
+    facility: str = "mail"
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    """How sender verification asks DNS for DKIM keys and DMARC records.
+
+    Only a message whose sender's rights depend on a DKIM verification ever queries DNS. The budget
+    covers every query of one delivery together, so a slow resolver costs at most that much before the
+    message is deferred (75) or, when the answer does not matter, recorded and ignored.
+    """
+
+    resolvers: tuple[str, ...] = ()  # "IP" or "IP:PORT" ("[IPv6]:PORT"); empty: /etc/resolv.conf
+    time_budget: float = 10.0  # seconds for all DNS queries of one delivery together
+
+
+FALLBACKS = ("standalone", "tempfail")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """The resident delivery service (`email2ticket serve`) and how the pipe command reaches it.
+
+    The pipe command stays the MTA's interface; with `socket` set it hands each message to the
+    service over that Unix socket instead of importing and connecting everything itself. `lmtp`
+    lets Postfix deliver over LMTP with no process per message. `fallback` says what the pipe does
+    when the service cannot be reached: deliver standalone (slower, never loses mail) or exit 75.
+    """
+
+    socket: str | None = None  # Unix socket for email2ticket-deliver; None: always standalone
+    socket_mode: int = 0o660  # who may connect: the MTA's pipe user must be able to
+    socket_group: str | None = None  # group of the sockets (e.g. "postfix" for lmtp:unix:)
+    lmtp: str | None = None  # "unix:/path" or "127.0.0.1:PORT" / "[::1]:PORT" (loopback only)
+    fallback: str = "standalone"  # "standalone" or "tempfail" when the service is unreachable
+    workers: int = 1  # service processes (pre-forked, sharing the sockets)
+    threads: int = 4  # concurrent deliveries (and database connections) per process
+
+
+NOTIFY_METHODS = ("sendmail", "smtp", "off")
+NULL_SENDER = "<>"
+
+
+@dataclass(frozen=True)
+class NotificationsConfig:
+    """How the help desk sends its own mail: acknowledgements and notifications (outbound/).
+
+    Without `from_address` nothing is ever sent, and a missing key file is no error (outbound/keys.py), so an
+    installation that does not want notifications needs no [notifications] section at all.
+    """
+
+    from_address: str | None = None  # "Help Desk <helpdesk@example.org>"; None: notifications are off
+    method: str = "sendmail"  # "sendmail" | "smtp" | "off"
+    sendmail: str = "/usr/sbin/sendmail"  # run as [sendmail, "-t", "-i", "-f", envelope_from]
+    smtp_host: str = "127.0.0.1"  # a local relay: no TLS, no authentication
+    smtp_port: int = 25
+    timeout: float = 10.0  # seconds for one send (the sendmail process; each SMTP read or write)
+    message_id_domain: str | None = None  # default: the domain of from_address
+    instance_id: str | None = None  # value of our loop header; default: the Message-ID domain
+    key_file: str | None = None  # default: <user data dir>/email2ticket/notification-keys
+    previous_keys: int = 2  # after a rotation, how many previous keys still verify tokens
+    templates: str | None = None  # a directory whose files override the built-in templates
+    bounce_address: str | None = None  # envelope sender; "<>" is the null sender; default: from_address
+
+    @property
+    def enabled(self) -> bool:
+        return self.from_address is not None and self.method != "off"
+
+    def address(self) -> str | None:
+        """The addr-spec of from_address (validated to have one, so only None when unset)."""
+        return addr_spec(self.from_address) if self.from_address else None
+
+    def domain(self) -> str | None:
+        """The right-hand side of our Message-IDs: message_id_domain, else from_address's domain."""
+        if self.message_id_domain:
+            return self.message_id_domain
+        address = self.address()
+        return address.rpartition("@")[2].lower() if address else None
+
+    def loop_id(self) -> str | None:
+        """The value of our X-Email2ticket-Loop header, which tells our own mail coming back."""
+        return self.instance_id or self.domain()
+
+    def envelope_from(self) -> str | None:
+        """The envelope sender (where bounces go): "" for the null sender, None when unset."""
+        if self.bounce_address is not None:
+            return "" if self.bounce_address == NULL_SENDER else self.bounce_address
+        return self.address()
+
+    def key_path(self) -> Path:
+        """The HMAC key file: key_file, else `notification-keys` in the user's data directory."""
+        if self.key_file:
+            return Path(self.key_file).expanduser()
+        from platformdirs import user_data_path  # only paid for when no key file is configured
+
+        return user_data_path("email2ticket") / "notification-keys"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated infrastructure settings; see examples/config.toml for each key's meaning."""
+
+    database_url: str | None = None
+    max_message_bytes: int = 50 * 1024 * 1024
+    delivery_timeout: float = 60.0
+    max_attempts: int = 5  # unexpected failures of one message before it is quarantined (delivery/quarantine.py)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
+    source: str | None = None  # the file this came from, for error messages and `doctor`
+
+    def resolved_database_url(self) -> str:
+        """The URL to connect to; without one, the embedded SQLite file in the user's data directory."""
+        return self.database_url or default_database_url()
+
+    @property
+    def lock_timeout(self) -> float:
+        """Database lock/statement timeouts stay below the delivery budget, so we roll back ourselves."""
+        return max(1.0, self.delivery_timeout * 0.75)
+
+
+def default_database_url() -> str:
+    """The embedded default: a SQLite file in the invoking user's data directory (platformdirs)."""
+    from platformdirs import user_data_path  # only paid for when no database is configured
+
+    return f"sqlite:///{user_data_path('email2ticket') / 'email2ticket.db'}"
+
+

@@ -1,0 +1,119 @@
+"""Sending notifications: after a delivery commits, and again later for those that failed.
+
+The rules decide who is notified (rules/notify.py) and the delivery writes those notifications as
+`pending` in its own transaction, so a crash can delay a notification but never lose it. This module
+is the shell that sends them: claim the rows (store/outbox.py), render each (outbound/render.py, the admin's
+templates and the newest HMAC key), hand it to the local MTA (outbound/transport.py), record the result.
+
+A notification failure never fails or defers the delivery: the mail is already committed, and its
+exit status must say so. Everything here is caught, recorded on the notification and logged; the row
+is retried after the next delivery that finds it due, or by `email2ticket notifications retry`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config.model import Config
+    from ..delivery.core import Outcome
+    from ..signals.tokens import Keyring
+    from ..store.delivery import DeliveryStore, OutboxItem
+    from .render import Templates
+
+# How long the process that claimed a notification owns it before another may retry it.
+LEASE = timedelta(minutes=5)
+# Notifications waiting for a retry that one delivery sends on its way out (the rest wait for the next).
+RETRY_PER_DELIVERY = 3
+
+
+@dataclass(frozen=True)
+class SendReport:
+    """What one round of sending did, for the log and `notifications retry`."""
+
+    sent: tuple[int, ...] = ()
+    failed: tuple[tuple[int, str], ...] = ()  # (notification id, reason)
+
+    def describe(self) -> str:
+        failed = "; ".join(f"#{nid}: {reason}" for nid, reason in self.failed)
+        return f"{len(self.sent)} sent, {len(self.failed)} failed" + (f" ({failed})" if failed else "")
+
+
+def after_delivery(store: DeliveryStore, config: Config, outcome: Outcome) -> SendReport | None:
+    """Send what the delivery queued, plus a few notifications due for a retry. Never raises."""
+    if outcome.dry_run or not config.notifications.enabled:
+        return None
+    due = RETRY_PER_DELIVERY if outcome.notifications_due else 0
+    if not outcome.notifications and not due:
+        return None
+    try:
+        return send(store, config, items=outcome.notifications, due=due)
+    except Exception as exc:  # the delivery committed: its exit status must not change
+        from ..delivery.quarantine import describe
+
+        _log(config, f"notifications after delivery: {describe(exc)}; they stay queued for a retry")
+        return None
+
+
+def send(
+    store: DeliveryStore,
+    config: Config,
+    *,
+    items: tuple[OutboxItem, ...] = (),
+    ids: tuple[int, ...] = (),
+    due: int = 0,
+    force: bool = False,
+) -> SendReport:
+    """Send `items` (a delivery's own, already leased to it), claim and send the rows `ids` and up to
+    `due` that wait for a retry; each failure is recorded on its row, not raised."""
+    from ..store.outbox import claim, finish
+    from .keys import keyring_for
+    from .render import load_templates
+
+    # A broken key file or template is the admin's to fix, not the notifications' fault: raised before
+    # anything is claimed, so nothing counts an attempt, and all of it goes out once fixed.
+    keyring = keyring_for(config.notifications)
+    templates = load_templates(config.notifications.templates)
+    if ids or due:
+        items += tuple(claim(store, ids=ids, due=due, lease=LEASE, force=force))
+    if not items:
+        return SendReport()
+    results = [(item, *_send_one(config, item, keyring, templates)) for item in items]
+    finish(store, results)
+    for item, _, error in results:
+        if error is not None:
+            _log(config, f"notification {item.id} ({item.fields.kind} to {item.fields.recipient}) not sent: {error}")
+    return SendReport(
+        tuple(item.id for item, _, error in results if error is None),
+        tuple((item.id, error) for item, _, error in results if error is not None),
+    )
+
+
+def _send_one(
+    config: Config, item: OutboxItem, keyring: Keyring | None, templates: Templates
+) -> tuple[str | None, str | None]:
+    """Render and send one notification: (the Message-ID it went out with, None) or (None, why it failed)."""
+    from .render import render
+    from .transport import SendFailed
+    from .transport import send as transmit
+
+    try:
+        if keyring is None:
+            raise SendFailed("no notification key file ([notifications] key_file): run `email2ticket init`")
+        mail = render(item.fields, templates=templates, config=config.notifications, keyring=keyring)
+        transmit(mail, config.notifications)
+    except SendFailed as exc:
+        return None, exc.reason
+    except Exception as exc:  # a recipient we cannot write to, a bug: recorded, the delivery stands
+        from ..delivery.quarantine import describe
+
+        return None, describe(exc)
+    return mail.message_id, None
+
+
+def _log(config: Config, line: str) -> None:
+    from ..delivery.quarantine import log_error
+
+    log_error(f"email2ticket: {line}", config.logging)

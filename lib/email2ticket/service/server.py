@@ -1,0 +1,289 @@
+"""`email2ticket serve`: the process around the resident delivery service.
+
+The listening sockets are bound once, by the first process: the thin client's Unix socket (mode and
+group from the configuration, so the MTA's pipe user can connect) and, optionally, LMTP on a Unix or
+loopback TCP socket. With `workers = 1` that process serves them itself; with more, it forks that
+many workers which all accept on the same sockets (one Python interpreter's lock then no longer caps
+throughput) and replaces any that dies.
+
+Shutdown (SIGTERM or SIGINT) is graceful: the socket files are removed and nothing new is accepted,
+so new pipe deliveries fall back as configured; LMTP sessions get 451 for a new transaction; every
+message already handed over is delivered and answered, within delivery_timeout; then the process
+exits 0. systemd is told READY=1 and STOPPING=1 when it asks ($NOTIFY_SOCKET).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import os
+import signal
+import socket
+import stat
+import sys
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from ..config.load import parse_listen_address
+from ..config.model import ServiceConfig
+from ..exits import ConfigurationError
+from ..store.engine import redact
+
+if TYPE_CHECKING:
+    from ..config.model import Config
+
+BACKLOG = 1024  # a burst of pipe deliveries waits in the kernel, not in a connect error
+RESPAWN_DELAY = 1.0  # seconds before replacing a worker that died, so a crash loop does not spin
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A bound, listening socket and what it speaks."""
+
+    kind: str  # "pipe" (service/client.py's protocol) or "lmtp"
+    sock: socket.socket
+    path: str | None  # the socket file, removed at shutdown
+    where: str  # for the start-up line
+
+
+def serve(
+    config: Config,
+    *,
+    socket_path: str | None = None,
+    lmtp: str | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+) -> int:
+    """Run the service until SIGTERM/SIGINT; the arguments override the configuration's [service]."""
+    service = config.service
+    service = replace(
+        service,
+        socket=service.socket if socket_path is None else socket_path or None,
+        lmtp=service.lmtp if lmtp is None else lmtp or None,
+        workers=workers or service.workers,
+        threads=threads or service.threads,
+    )
+    if not service.socket and not service.lmtp:
+        raise ConfigurationError("nothing to serve: set [service] socket and/or lmtp (or --socket / --lmtp)")
+    config = replace(config, service=service)
+    _check_database(config)
+    listeners = bind(service)
+    try:
+        where = ", ".join(f"{listener.kind} on {listener.where}" for listener in listeners)
+        print(
+            f"email2ticket serve: {where}; database {redact(config.resolved_database_url())}; "
+            f"{service.workers} process(es) x {service.threads} thread(s)",
+            file=sys.stderr,
+            flush=True,
+        )
+        if service.workers == 1:
+            return _run_worker(config, listeners, notify=True)
+        return _supervise(config, listeners)
+    finally:
+        _close(listeners)
+
+
+def _check_database(config: Config) -> None:
+    """Create a new SQLite database now, and say early when the schema needs `init`; never fatal."""
+    from ..exits import DeliveryError
+    from ..store.engine import ensure_schema, make_engine
+
+    url = config.resolved_database_url()
+    try:
+        engine = make_engine(url, lock_timeout=config.lock_timeout)
+        try:
+            ensure_schema(engine, url)
+        finally:
+            engine.dispose()
+    except DeliveryError as exc:
+        print(f"email2ticket serve: warning: {exc.first_line()} (deliveries exit 75 until then)", file=sys.stderr)
+    except Exception as exc:
+        print(f"email2ticket serve: warning: database {redact(url)} not usable yet: {exc}", file=sys.stderr)
+
+
+def bind(service: ServiceConfig) -> list[Listener]:
+    listeners: list[Listener] = []
+    try:
+        if service.socket:
+            sock = _bind_unix(service.socket, service.socket_mode, service.socket_group)
+            listeners.append(Listener("pipe", sock, service.socket, service.socket))
+        if service.lmtp:
+            host, port = parse_listen_address(service.lmtp)
+            if host == "unix":
+                path = str(port)
+                sock = _bind_unix(path, service.socket_mode, service.socket_group)
+                listeners.append(Listener("lmtp", sock, path, service.lmtp))
+            else:
+                family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                sock = socket.create_server((host, int(port)), family=family, backlog=BACKLOG)
+                listeners.append(Listener("lmtp", sock, None, service.lmtp))
+    except BaseException:
+        _close(listeners)
+        raise
+    return listeners
+
+
+def _bind_unix(path: str, mode: int, group: str | None) -> socket.socket:
+    """Bind a Unix socket file with the configured permissions; refuse to steal one that is in use."""
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.connect(path)
+                except OSError:
+                    os.unlink(path)  # left behind by a service that died
+                else:
+                    raise ConfigurationError(f"another process is already serving {path}")
+        else:
+            raise ConfigurationError(f"{path} exists and is not a socket")
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        previous = os.umask(0o177)  # never world-accessible, not even between bind and chmod
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(previous)
+        if group is not None:
+            try:
+                os.chown(path, -1, grp.getgrnam(group).gr_gid)
+            except KeyError:
+                raise ConfigurationError(f"service.socket_group {group!r} is not a group") from None
+        os.chmod(path, mode)
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _close(listeners: list[Listener]) -> None:
+    """Remove the socket files first: from then on, new clients fall back at once."""
+    _unlink(listeners)
+    for listener in listeners:
+        listener.sock.close()
+
+
+def _unlink(listeners: list[Listener]) -> None:
+    for listener in listeners:
+        if listener.path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(listener.path)
+
+
+def _supervise(config: Config, listeners: list[Listener]) -> int:
+    """Fork the workers, replace any that dies, and stop them all on SIGTERM/SIGINT."""
+    children: set[int] = set()
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            _notify(b"STOPPING=1")
+            _close(listeners)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    def spawn() -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker: default signal dispositions, its own event loop, pool and threads
+            code = 75
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                code = _run_worker(config, listeners, notify=False)
+            finally:
+                sys.stderr.flush()
+                os._exit(code)
+        children.add(pid)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for _ in range(config.service.workers):
+        spawn()
+    _notify(b"READY=1")
+    while children:
+        pid, status = os.wait()
+        children.discard(pid)
+        if not stopping:
+            print(f"email2ticket serve: worker {pid} ended ({_describe_status(status)}); replacing it", file=sys.stderr)
+            time.sleep(RESPAWN_DELAY)
+            if not stopping:
+                spawn()
+    return 0
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
+
+
+def _run_worker(config: Config, listeners: list[Listener], *, notify: bool) -> int:
+    try:
+        return asyncio.run(_worker(config, listeners, notify=notify))
+    finally:  # asyncio restored the default dispositions: a repeated SIGTERM must not kill the clean-up
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+async def _worker(config: Config, listeners: list[Listener], *, notify: bool) -> int:
+    """One process's event loop: accept on every listener until told to stop, then drain."""
+    from .lmtp import LmtpHandler
+    from .worker import GRACE, Deliverer, Lifecycle, PipeServer
+
+    loop = asyncio.get_running_loop()
+    lifecycle = Lifecycle()
+    deliverer = Deliverer(config)
+    lmtp = LmtpHandler(deliverer, lifecycle)
+    stopped = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopped.set)
+    servers: list[asyncio.AbstractServer] = []
+
+    def factory() -> asyncio.Protocol:
+        return lmtp.protocol(loop, max_message_bytes=config.max_message_bytes)
+
+    for listener in listeners:
+        if listener.kind == "pipe":
+            servers.append(await asyncio.start_unix_server(PipeServer(deliverer, lifecycle), sock=listener.sock))
+        else:
+            if listener.path is not None:
+                servers.append(await loop.create_unix_server(factory, sock=listener.sock))
+            else:
+                servers.append(await loop.create_server(factory, sock=listener.sock))
+    if notify:
+        _notify(b"READY=1")
+    await stopped.wait()
+    lifecycle.draining = True
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, lambda: None)  # already draining
+    for server in servers:
+        server.close()  # stops accepting and closes this process's listening sockets
+    if notify:
+        _notify(b"STOPPING=1")
+        _unlink(listeners)
+    if not await lifecycle.wait_idle(config.delivery_timeout + GRACE):
+        print("email2ticket serve: deliveries still running at shutdown; their mail is retried", file=sys.stderr)
+    lmtp.close_sessions()
+    deliverer.close()
+    return 0
+
+
+def _notify(state: bytes) -> None:
+    """sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET."""
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return
+    address = "\0" + path[1:] if path.startswith("@") else path
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(address)
+        sock.sendall(state)
