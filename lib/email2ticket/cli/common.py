@@ -8,11 +8,17 @@ maps to 75 like every other configuration problem.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import traceback
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from ..exits import DeliveryError, ExitCode, status_line
+
+if TYPE_CHECKING:
+    from ..config.model import Config
+    from ..store.admin import AdminStore
+    from ..store.delivery import DeliveryStore
 
 
 class ArgumentError(Exception):
@@ -37,3 +43,21 @@ def report_crash(exc: BaseException, stream: TextIO = sys.stderr) -> ExitCode:
     print(status_line(ExitCode.TEMPFAIL, f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]), file=stream)
     traceback.print_exception(exc, file=stream)
     return ExitCode.TEMPFAIL
+
+
+def admin_store(config: Config) -> AdminStore:
+    """The admin commands' store on the configured database."""
+    from ..store.admin import AdminStore
+
+    return AdminStore(config.resolved_database_url(), lock_timeout=config.lock_timeout)
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False))
+
+
+def delivery_store(config: Config) -> DeliveryStore:
+    """The delivery store on the configured database (notifications, release)."""
+    from ..store.delivery import DeliveryStore
+
+    return DeliveryStore(config.resolved_database_url(), lock_timeout=config.lock_timeout)

@@ -14,11 +14,12 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from .common import delivery_store
+
 if TYPE_CHECKING:
     import argparse
 
     from ..config.model import Config
-    from ..store.delivery import DeliveryStore
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -49,23 +50,10 @@ def register_keys(parser: argparse.ArgumentParser) -> None:
     rotate.set_defaults(handler=cmd_rotate)
 
 
-def register_release(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    release = sub.add_parser("release", help="deliver held or ignored messages as if they had just arrived")
-    release.add_argument("ids", type=int, nargs="+", metavar="ID")
-    release.add_argument("--json", action="store_true")
-    release.set_defaults(handler=cmd_release)
-
-
-def _delivery_store(config: Config) -> DeliveryStore:
-    from ..store.delivery import DeliveryStore
-
-    return DeliveryStore(config.resolved_database_url(), lock_timeout=config.lock_timeout)
-
-
 def cmd_list(args: argparse.Namespace, config: Config) -> int:
     from ..store.outbox import list_notifications
 
-    rows = list_notifications(_delivery_store(config), status=args.status, limit=args.limit)
+    rows = list_notifications(delivery_store(config), status=args.status, limit=args.limit)
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
         return 0
@@ -86,7 +74,7 @@ def cmd_retry(args: argparse.Namespace, config: Config) -> int:
     if not config.notifications.enabled:
         print("error: notifications are not configured ([notifications] from_address)", file=sys.stderr)
         return 1
-    store = _delivery_store(config)
+    store = delivery_store(config)
     try:
         report = send(store, config, ids=tuple(args.ids), due=0 if args.ids else args.limit, force=bool(args.ids))
     finally:
@@ -98,7 +86,7 @@ def cmd_retry(args: argparse.Namespace, config: Config) -> int:
 def cmd_blocked(args: argparse.Namespace, config: Config) -> int:
     from ..store.outbox import blocked_addresses
 
-    rows = blocked_addresses(_delivery_store(config))
+    rows = blocked_addresses(delivery_store(config))
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
         return 0
@@ -113,7 +101,7 @@ def cmd_unblock(args: argparse.Namespace, config: Config) -> int:
     from ..store.outbox import unblock
 
     address = args.address.strip().lower()
-    if unblock(_delivery_store(config), address):
+    if unblock(delivery_store(config), address):
         print(f"{address} will be notified again")
         return 0
     print(f"error: {address} is not blocked", file=sys.stderr)
@@ -137,42 +125,3 @@ def cmd_rotate(args: argparse.Namespace, config: Config) -> int:
     keyring = rotate_keyring(path, config.notifications.previous_keys)
     print(f"new key {keyring.newest.kid} in {path}; {len(keyring.keys) - 1} previous key(s) still verify")
     return 0
-
-
-def cmd_release(args: argparse.Namespace, config: Config) -> int:
-    """Deliver each held or ignored message again, past the check that stopped it."""
-    from ..exits import DeliveryError
-    from ..store.admin import AdminError
-
-    failed = 0
-    for row in args.ids:
-        try:
-            line = _release(row, config)
-        except (AdminError, DeliveryError) as exc:
-            failed += 1
-            line = f"message {row}: not released: {exc.reason if isinstance(exc, DeliveryError) else exc}"
-        print(line)
-    return 1 if failed else 0
-
-
-def _release(row: int, config: Config) -> str:
-    from ..cli.deliver import deliver_message
-    from ..delivery.core import Release
-    from ..mail.envelope import Envelope
-    from ..outbound.send import after_delivery
-    from ..store.admin import AdminStore
-
-    message, rule = AdminStore(config.resolved_database_url(), lock_timeout=config.lock_timeout).held_message(row)
-    envelope = Envelope(message.envelope_sender, message.envelope_recipient, message.queue_id)
-    store = _delivery_store(config)
-    try:
-        outcome = deliver_message(
-            message.raw, envelope, store, config, dry_run=False, release=Release(row, rule), max_attempts=None
-        )
-        after_delivery(store, config, outcome)
-    finally:
-        store.dispose()
-    ticket = f", ticket #{outcome.ticket}" if outcome.ticket else ""
-    return f"message {row}: released past {rule}, delivered as message {outcome.message_row} " + (
-        f"({outcome.decision.action}{ticket})"
-    )
