@@ -4,9 +4,13 @@ Postfix's pipe(8), Exim's pipe transport and procmail all read our exit status. 
 (EX_TEMPFAIL) and 71 keep a message queued for a retry under Postfix; 1, 70 and 78 bounce it.
 So anything that might succeed later - an unreachable database, a broken configuration file, a
 bug - must end as 75, never as Python's default 1. Each failure is an exception carrying its
-code and an RFC 3463 enhanced status code; `main()` in each CLI is the only place that maps them
-to an exit status, and it prints that status code first on stderr because Postfix copies the
-first line into the bounce or the log and lets it take precedence over the exit status.
+code and an RFC 3463 enhanced status code. The delivery layer (delivery/answer.py) turns every
+outcome and failure into an answer through this module: the exit status, the status code printed
+first on stderr (Postfix copies the first line into the bounce or the log and lets it take
+precedence over the exit status), and for LMTP the SMTP reply code that says the same.
+
+Two copies exist for start-up cost alone, and tests keep them equal: the thin client's EXIT_CODES
+(service/client.py) and the 75 of bin/email2ticket-deliver when the package cannot even be imported.
 """
 
 from __future__ import annotations
@@ -56,6 +60,10 @@ class TemporaryFailure(DeliveryError):
     status = "4.3.0"
 
 
+class DeliveryTimeout(TemporaryFailure):
+    """The delivery ran past delivery_timeout; the transaction is rolled back and the MTA retries."""
+
+
 class ConfigurationError(TemporaryFailure):
     """The configuration file or command line is wrong: an admin must fix it, so defer, never bounce."""
 
@@ -78,3 +86,16 @@ class DataError(DeliveryError):
 def status_line(code: ExitCode, reason: str) -> str:
     """The first stderr line for an outcome that is not an exception (for example a policy reject)."""
     return f"{DEFAULT_STATUS[code]} {reason}"
+
+
+def smtp_code(exit_code: int, status: str) -> int:
+    """The SMTP/LMTP reply code that says what an exit status says (LMTP answers once per recipient).
+
+    0 -> 250; anything temporary -> 451, so the MTA keeps the mail as it would after a 75; a message
+    over the size limit (5.3.4) -> 552; any other refusal -> 550.
+    """
+    if exit_code == ExitCode.OK:
+        return 250
+    if status.startswith("4"):
+        return 451
+    return 552 if status == "5.3.4" else 550

@@ -145,7 +145,7 @@ def test_sqlite_full_database_defers_and_is_not_counted(sqlite_url: str, run_adm
     connection, so it is set on each connection of the delivery's own engine."""
     from sqlalchemy import event
 
-    from email2ticket.delivery.core import deliver
+    from email2ticket.delivery.core import Options, deliver
     from email2ticket.exits import TemporaryFailure
     from email2ticket.mail.envelope import Envelope
     from email2ticket.store.delivery import DeliveryStore
@@ -160,7 +160,7 @@ def test_sqlite_full_database_defers_and_is_not_counted(sqlite_url: str, run_adm
 
     big = mail("ann@example.com", "Full disk report", "full@x", "log line\n" * 20000)  # ~180 KB > 2 pages
     with pytest.raises(TemporaryFailure, match="database or disk is full"):
-        deliver(big, Envelope("ann@example.com"), store, max_message_bytes=10**7)
+        deliver(big, Envelope("ann@example.com"), store, Options(max_message_bytes=10**7))
     store.dispose()
     assert audit(run_admin, sqlite_url) == Counter()  # nothing written, no attempt counted
     assert tickets(run_admin, sqlite_url) == Counter()

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from email2ticket.config.model import NotificationsConfig
-from email2ticket.outbound.render import NotificationFields, OutgoingMail, load_templates, render
+from email2ticket.outbound.render import OutgoingMail, load_templates, render
 from email2ticket.outbound.transport import SendFailed, send, sendmail_argv
 from email2ticket.signals.tokens import Keyring, new_key
+from email2ticket.store.notices import NotificationFields
 
 if TYPE_CHECKING:
     from support.servers.smtpsink import SmtpSink

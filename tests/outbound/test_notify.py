@@ -18,7 +18,6 @@ from email2ticket.outbound.render import (
     KINDS,
     LOOP_HEADER,
     REPLY_ABOVE_LINE,
-    NotificationFields,
     OutgoingMail,
     Templates,
     check_templates,
@@ -28,6 +27,7 @@ from email2ticket.outbound.render import (
     render,
 )
 from email2ticket.signals.tokens import Keyring, new_key, ticket_from_message_id
+from email2ticket.store.notices import NotificationFields
 
 CONFIG = NotificationsConfig(from_address="Help Desk <helpdesk@example.org>")
 KEYRING = Keyring((new_key(),))

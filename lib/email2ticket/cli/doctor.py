@@ -28,6 +28,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         args.config,
         database_url=args.database_url,
         environ=os.environ,
+        cwd=os.getcwd(),
         user=args.user,
         postfix_dir=args.postfix_config,
     )

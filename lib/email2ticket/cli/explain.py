@@ -16,16 +16,26 @@ if TYPE_CHECKING:
 
 def cmd_explain(args: argparse.Namespace, config: Config) -> int:
     """The same delivery as `email2ticket-deliver --dry-run`, told in words."""
-    from ..cli.deliver import deliver_message, read_message
+    from ..delivery.run import deliver_message
     from ..store.delivery import DeliveryStore
+    from .deliver import read_message
 
     envelope = envelope_from(args.sender, args.recipient, None, os.environ)
     raw = read_message(sys.stdin.buffer, config.max_message_bytes)
     store = DeliveryStore(config.resolved_database_url(), lock_timeout=config.lock_timeout)
-    outcome = deliver_message(raw, envelope, store, config, dry_run=True)
-    for result in outcome.decision.results:
-        print(result.explain_line())
-    print(f"Decision: {outcome.decision.summary()}")
+    try:
+        result = deliver_message(raw, envelope, store, config, dry_run=True)
+    finally:
+        store.dispose()
+    if result.error is not None:
+        raise result.error
+    if result.crash is not None:
+        raise result.crash
+    outcome = result.outcome
+    assert outcome is not None
+    for rule in outcome.results:
+        print(rule.explain_line())
+    print(f"Decision: {outcome.summary()}")
     for notice in outcome.decision.notices:
         print(f"Notify: {notice.kind} to {notice.recipient}")
     return 0

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .common import admin_store, delivery_store, print_json
 
 if TYPE_CHECKING:
-    import argparse
-
     from ..config.model import Config
 
 
@@ -19,7 +19,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="sub", required=True)
     listing = sub.add_parser("list", help="delivered messages with their decision")
     listing.add_argument("--action", help="only this action (create, update, note, duplicate, hold, ignore, ...)")
-    listing.add_argument("--since", type=_timestamp, help="ISO date or time, e.g. 2026-11-26 or 2026-11-26T08:00")
+    listing.add_argument(
+        "--since",
+        type=_since,
+        help="received at or after this ISO date or time (2026-11-26, 2026-11-26T08:00, UTC unless a zone is "
+        "given, as in 2026-11-26T08:00+01:00), or within this age before now (90s, 30m, 1h, 2d, 1w)",
+    )
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_messages_list)
     show = sub.add_parser("show", help="one message's record, or its raw bytes with --raw")
@@ -29,9 +34,34 @@ def register(parser: argparse.ArgumentParser) -> None:
     _register_release(sub)
 
 
-def _timestamp(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+AGE = re.compile(r"([0-9]+)([smhdw])")
+AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+SINCE_FORMATS = "an ISO date or time (2026-11-26, 2026-11-26T08:00) or an age (30m, 1h, 2d)"
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """--since as a moment: an ISO date or time (naive means UTC, as the store keeps it) or an age before `now`.
+
+    An admin asking "what arrived in the last hour" should not have to write today's date; `now` is a
+    parameter so that the arithmetic is tested without a clock. ValueError carries the sentence to show.
+    """
+    age = AGE.fullmatch(text)
+    try:
+        if age:
+            return now - timedelta(**{AGE_UNITS[age[2]]: int(age[1])})
+        moment = datetime.fromisoformat(text)
+        # In UTC: SQLite keeps times as UTC text and compares text, so another zone would be off by its offset.
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):  # OverflowError: an age or a zone beyond the year 1 or 9999
+        raise ValueError(f"expected {SINCE_FORMATS}: {text!r}") from None
+
+
+def _since(text: str) -> datetime:
+    # ArgumentTypeError, not ValueError: argparse would print this function's name instead of the sentence.
+    try:
+        return parse_since(text, datetime.now(UTC))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_messages_list(args: argparse.Namespace, config: Config) -> int:
@@ -88,23 +118,14 @@ def cmd_release(args: argparse.Namespace, config: Config) -> int:
 
 
 def _release(row: int, config: Config) -> str:
-    from ..cli.deliver import deliver_message
-    from ..delivery.core import Release
-    from ..mail.envelope import Envelope
-    from ..outbound.send import after_delivery
-    from ..store.admin import AdminStore
+    from ..delivery.redeliver import redeliver
 
-    message, rule = AdminStore(config.resolved_database_url(), lock_timeout=config.lock_timeout).held_message(row)
-    envelope = Envelope(message.envelope_sender, message.envelope_recipient, message.queue_id)
     store = delivery_store(config)
     try:
-        outcome = deliver_message(
-            message.raw, envelope, store, config, dry_run=False, release=Release(row, rule), max_attempts=None
-        )
-        after_delivery(store, config, outcome)
+        outcome, rule = redeliver(row, "release", store, config)
     finally:
         store.dispose()
     ticket = f", ticket #{outcome.ticket}" if outcome.ticket else ""
     return f"message {row}: released past {rule}, delivered as message {outcome.message_row} " + (
-        f"({outcome.decision.action}{ticket})"
+        f"({outcome.action}{ticket})"
     )

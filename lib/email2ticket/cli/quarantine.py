@@ -6,11 +6,14 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from .common import delivery_store
+
 if TYPE_CHECKING:
     import argparse
 
     from ..config.model import Config
-    from ..delivery.quarantine import QuarantineStore
+    from ..store.delivery import DeliveryStore
+    from ..store.quarantine import QuarantineStore
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +36,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _store(config: Config) -> QuarantineStore:
-    from ..delivery.quarantine import QuarantineStore
+    from ..store.quarantine import QuarantineStore
 
     return QuarantineStore(config.resolved_database_url(), lock_timeout=config.lock_timeout)
 
@@ -68,34 +71,42 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_replay(args: argparse.Namespace, config: Config) -> int:
     """Replay each message; one line per message, and a progress bar on a terminal when there are many."""
-    from ..exits import DeliveryError
-
-    store = _store(config)
-    ids = store.ids() if args.all else list(args.ids)
+    ids = _store(config).ids() if args.all else list(args.ids)
     if not ids:
         print("nothing to replay" if args.all else "error: name message ids, or --all", file=sys.stderr)
         return 0 if args.all else 2
     bar = len(ids) > 1 and sys.stderr.isatty()
     failed = 0
-    for done, row in enumerate(ids, start=1):
-        try:
-            outcome = store.replay(row, config)
-            ticket = f", ticket #{outcome.ticket}" if outcome.ticket else ""
-            line = f"message {row}: replayed as message {outcome.message_row} ({outcome.decision.action}{ticket})"
-        except DeliveryError as exc:
-            failed += 1
-            line = f"message {row}: still failing, left in the quarantine: {exc.reason}"
-        except Exception as exc:  # the bug is still there: say so, keep going
-            from ..delivery.quarantine import describe
-
-            failed += 1
-            line = f"message {row}: still failing, left in the quarantine: {describe(exc)}"
-        print(line, flush=True)
-        if bar:
-            _progress(done, len(ids))
+    store = delivery_store(config)
+    try:
+        for done, row in enumerate(ids, start=1):
+            failed += _replay(row, store, config)
+            if bar:
+                _progress(done, len(ids))
+    finally:
+        store.dispose()
     if bar:
         print(file=sys.stderr)
     return 1 if failed else 0
+
+
+def _replay(row: int, store: DeliveryStore, config: Config) -> int:
+    """Replay one message and print its line; 1 when it is still failing."""
+    from ..delivery.redeliver import redeliver
+    from ..errors import describe_error
+    from ..exits import DeliveryError
+
+    try:
+        outcome, _skipped = redeliver(row, "replay", store, config)
+    except DeliveryError as exc:
+        print(f"message {row}: still failing, left in the quarantine: {exc.reason}", flush=True)
+        return 1
+    except Exception as exc:  # the bug is still there: say so, keep going
+        print(f"message {row}: still failing, left in the quarantine: {describe_error(exc)}", flush=True)
+        return 1
+    ticket = f", ticket #{outcome.ticket}" if outcome.ticket else ""
+    print(f"message {row}: replayed as message {outcome.message_row} ({outcome.action}{ticket})", flush=True)
+    return 0
 
 
 def _progress(done: int, total: int, width: int = 30) -> None:

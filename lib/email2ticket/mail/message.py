@@ -21,6 +21,7 @@ import hashlib
 from dataclasses import dataclass
 from email.message import Message
 
+from ..errors import describe_error
 from .mime.body import body_text, charset_hint, is_inline, message_bytes, part_bytes
 from .mime.digest import body_digest, body_offset
 from .mime.filenames import fallback_name, safe_filename
@@ -35,7 +36,7 @@ from .mime.headers import (
     part_param,
     raw_items,
 )
-from .mime.notes import Notes, describe_exception
+from .mime.notes import Notes
 from .mime.text import UNICODE_CODECS, clean, guess_decode, python_codec
 from .mime.tree import MAX_DEPTH, TREE_BUILDERS, Node, parse_compat, repair_header_block, walk
 
@@ -107,11 +108,11 @@ def parse_message(raw: bytes) -> ParsedMessage:
             try:
                 return _extract(build(data), data, notes)
             except Exception as exc:  # a stdlib failure: retry with the next, more defensive tree builder
-                notes.add(f"{label} failed: {describe_exception(exc)}")
+                notes.add(f"{label} failed: {describe_error(exc)}")
                 too_deep = too_deep or isinstance(exc, RecursionError)
         return _last_resort(data, notes)
     except Exception as exc:  # even the last resort failed (e.g. MemoryError, non-bytes input)
-        notes.add(f"message could not be parsed: {describe_exception(exc)}")
+        notes.add(f"message could not be parsed: {describe_error(exc)}")
         return ParsedMessage(defects=notes.freeze())
 
 
@@ -140,7 +141,7 @@ def _extract(root: Message, raw: bytes, notes: Notes) -> ParsedMessage:
     attachments = tuple(_attachment(node, notes, hint) for node in leaves)
     for node in nodes:
         for defect in node.part.defects:
-            notes.add(f"{node.location}: {describe_exception(defect)}")
+            notes.add(f"{node.location}: {describe_error(defect)}")
     raw_headers = raw_items(root)
     headers = tuple((clean(name), decode_header(name, value, notes, hint)) for name, value in raw_headers)
     from_values = [value for name, value in raw_headers if name.lower() == "from"]

@@ -2,9 +2,10 @@
 
 The checks follow a message's path: the configuration file, the database (reachable, schema at this
 code's revision), the pipe user's access (can it run this interpreter, read the configuration, write
-the SQLite database, its directory and the log file), the Postfix wiring when given the Postfix
-configuration directory (master.cf pipe service, main.cf limits), and the quarantine (empty, or an
-admin must look). Nothing here writes anything: doctor is safe to run on a live system.
+the SQLite database, its directory and the log file), where the delivery log goes (ops/checks.py), the
+Postfix wiring when given the Postfix configuration directory (ops/postfix.py: the pipe, thin-client or
+LMTP service, main.cf limits, the transport table), and the quarantine (empty, or an admin must look).
+Nothing here writes anything: doctor is safe to run on a live system.
 """
 
 from __future__ import annotations
@@ -12,40 +13,20 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import re
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exits import DeliveryError
+from .checks import Check, logging_check
+from .postfix import postfix_checks
 
 if TYPE_CHECKING:
     from ..config.model import Config
 
-POSTFIX_DEFAULT_MESSAGE_SIZE_LIMIT = 10240000
-POSTFIX_DEFAULT_MAILBOX_SIZE_LIMIT = 51200000
-
-
-@dataclass(frozen=True)
-class Check:
-    """One check's verdict; `fix` says what to do when it failed."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-
-    def lines(self) -> list[str]:
-        out = [f"{'OK  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}"]
-        if not self.ok and self.fix:
-            out.append(f"      fix: {self.fix}")
-        return out
-
-    def as_json(self) -> dict[str, Any]:
-        return {"check": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix}
+__all__ = ["Check", "notification_checks", "run_checks"]
 
 
 def run_checks(
@@ -53,14 +34,17 @@ def run_checks(
     *,
     database_url: str | None,
     environ: Mapping[str, str],
+    cwd: str,
     user: str | None,
     postfix_dir: str | None,
 ) -> list[Check]:
     """Every check, in the order a message meets them; later checks are skipped when they cannot run."""
-    from ..config.load import load_config
+    from ..config.load import find_config_file, load_config
 
+    found = find_config_file(config_file, dict(environ))  # absolute: else the pipe user's probe, run in /, reads
+    path = None if found is None else str(Path(cwd, found))  # another file than the one checked here
     try:
-        config = load_config(config_file, database_url=database_url, environ=dict(environ))
+        config = load_config(path, database_url=database_url, environ=dict(environ))
     except DeliveryError as exc:
         return [Check("configuration", False, exc.reason, "correct the file; until then every delivery exits 75")]
     where = config.source or "no configuration file (built-in defaults)"
@@ -69,7 +53,8 @@ def run_checks(
     database = _database_checks(config)
     checks += database
     checks.append(_pipe_user_check(config, user))
-    checks += notification_checks(config)
+    checks.append(logging_check(config, user))
+    checks += notification_checks(config, user)
     if postfix_dir:
         checks += postfix_checks(Path(postfix_dir), config)
     if all(c.ok for c in database):
@@ -77,7 +62,7 @@ def run_checks(
     return checks
 
 
-def notification_checks(config: Config) -> list[Check]:
+def notification_checks(config: Config, user: str | None = None) -> list[Check]:
     """[notifications]: off, or a key file, templates and a transport that work."""
     from ..outbound.keys import keyring_for
     from ..outbound.render import check_templates, load_templates
@@ -91,7 +76,10 @@ def notification_checks(config: Config) -> list[Check]:
         assert keyring is not None, "keyring_for raises when notifications are on and the file is missing"
         checks.append(Check("notification key", True, f"{settings.key_path()}: {len(keyring.keys)} key(s) in force"))
     except DeliveryError as exc:
-        checks.append(Check("notification key", False, exc.reason, "run `email2ticket init` as the help desk's user"))
+        fix = f"the pipe user must read it and nobody else: chown {user or 'email2ticket'}, chmod 600"
+        if not settings.key_path().exists():
+            fix = _access_fix(user or "email2ticket", config, str(settings.key_path()), "key")
+        checks.append(Check("notification key", False, exc.reason, fix))
     try:
         problems = check_templates(load_templates(settings.templates))
     except DeliveryError as exc:
@@ -158,7 +146,7 @@ def _database_checks(config: Config) -> list[Check]:
 
 
 def _quarantine_check(config: Config) -> Check:
-    from ..delivery.quarantine import QuarantineStore
+    from ..store.quarantine import QuarantineStore
 
     try:
         count = QuarantineStore(config.resolved_database_url(), lock_timeout=config.lock_timeout).count()
@@ -228,7 +216,8 @@ def _pipe_user_check(config: Config, user: str | None) -> Check:
         entry = pwd.getpwnam(who)
     except KeyError:
         return Check(name, False, f"there is no user {who!r}", "create it (see postfix/README.md) or fix --user")
-    argv = [sys.executable, "-c", _ACCESS_PROBE, json.dumps(_paths_to_check(config))]
+    paths = _paths_to_check(config)
+    argv = [sys.executable, "-c", _ACCESS_PROBE, json.dumps(paths)]
     kwargs: dict[str, Any] = {}
     if entry.pw_uid != os.geteuid():
         if os.geteuid() != 0:
@@ -244,16 +233,35 @@ def _pipe_user_check(config: Config, user: str | None) -> Check:
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return Check(name, False, f"{who} cannot run {sys.executable} with email2ticket: {last}", _install_fix())
-    denied = [f"{label} ({path})" for label, path, ok in json.loads(proc.stdout) if not ok]
+    results = json.loads(proc.stdout)
+    denied = [f"{label} ({path})" for label, path, ok in results if not ok]
     if denied:
-        return Check(name, False, f"{who} cannot " + "; cannot ".join(denied), "give that user access (chown/chmod)")
+        modes = [mode for _, _, mode in paths]
+        pairs = zip(results, modes, strict=True)
+        fixes = [_access_fix(who, config, path, mode) for (_, path, ok), mode in pairs if not ok]
+        return Check(name, False, f"{who} cannot " + "; cannot ".join(denied), "; ".join(dict.fromkeys(fixes)))
     return Check(name, True, f"{who} can run {sys.executable}, read the configuration and write where it must")
+
+
+def _access_fix(who: str, config: Config, path: str, mode: str) -> str:
+    """What gives the pipe user that access: chown/chmod only helps a file or directory that exists."""
+    if mode == "key" and not os.path.exists(path):
+        admin = Path(sys.executable).parent / "email2ticket"
+        return (
+            f"set [notifications] key_file to a file in a directory {who} owns (postfix/setup.sh: "
+            f"/var/lib/email2ticket/notification-keys), then run `email2ticket init` as {who}: "
+            f"runuser -u {who} -- {admin} --config {config.source or '/etc/email2ticket/config.toml'} init"
+        )
+    directory = path if mode == "dir" else os.path.dirname(path)
+    if not os.path.isdir(directory):
+        return f"create the directory for {who}: install -d -o {who} -g {who} -m 0750 {directory}"
+    return f"give {who} access to {path} (chown/chmod)"
 
 
 def _probe_env(entry: pwd.struct_passwd) -> dict[str, str]:
     # The package this very process runs (an installed site-packages, or a checkout's lib/ that the
-    # bin/ shims put on sys.path): the pipe user must be able to read that copy.
-    package_root = str(Path(__file__).resolve().parent.parent)
+    # bin/ shims put on sys.path): the pipe user must be able to read that copy. One level up per dot.
+    package_root = str(Path(__file__).resolve().parents[__name__.count(".")])
     return {"PATH": os.environ.get("PATH", os.defpath), "HOME": entry.pw_dir, "PYTHONPATH": package_root}
 
 
@@ -262,134 +270,3 @@ def _install_fix() -> str:
         "install into a virtual environment built from the system Python under a world-readable directory "
         "such as /opt/email2ticket (not an editable install, not under a 0700 home, not a pyenv shim)"
     )
-
-
-# --- Postfix wiring -------------------------------------------------------------------------------
-
-
-def read_main_cf(path: Path) -> dict[str, str]:
-    """main.cf as name -> value (continuation lines joined, last definition wins; no $expansion)."""
-    values: dict[str, str] = {}
-    name = None
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if line[0].isspace() and name is not None:
-            values[name] += " " + line.strip()
-            continue
-        key, sep, value = line.partition("=")
-        name = key.strip() if sep else None
-        if name is not None:
-            values[name] = value.strip()
-    return values
-
-
-@dataclass(frozen=True)
-class PipeService:
-    """A master.cf entry running email2ticket-deliver through pipe(8)."""
-
-    name: str
-    unpriv: str
-    chroot: str
-    attributes: dict[str, str]
-    argv: list[str]
-
-
-def find_pipe_services(path: Path) -> list[PipeService]:
-    """master.cf entries whose command is pipe with an argv running email2ticket-deliver."""
-    entries: list[list[str]] = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if line[0].isspace() and entries:
-            entries[-1] += line.split()
-        else:
-            entries.append(line.split())
-    services = []
-    for fields in entries:
-        if len(fields) < 8 or fields[7] != "pipe":
-            continue
-        attributes: dict[str, str] = {}
-        argv: list[str] = []
-        for i, word in enumerate(fields[8:], start=8):
-            key, _, value = word.partition("=")
-            if key == "argv":
-                argv = [value, *fields[i + 1 :]]
-                break
-            attributes[key] = value
-        if any("email2ticket-deliver" in word for word in argv[:1]):
-            services.append(PipeService(fields[0], fields[3], fields[4], attributes, argv))
-    return services
-
-
-def postfix_checks(directory: Path, config: Config) -> list[Check]:
-    """master.cf pipe service and main.cf settings, as postfix/master.cf.snippet and main.cf.snippet have them."""
-    try:
-        services = find_pipe_services(directory / "master.cf")
-        main = read_main_cf(directory / "main.cf")
-    except OSError as exc:
-        return [Check("postfix", False, f"cannot read {directory}: {exc.strerror or exc}", "pass the right directory")]
-    if not services:
-        return [
-            Check(
-                "postfix master.cf",
-                False,
-                f"no pipe service running email2ticket-deliver in {directory / 'master.cf'}",
-                "append postfix/master.cf.snippet to master.cf and `postfix reload`",
-            )
-        ]
-    service = services[0]
-    return [_master_check(service), _main_check(service, main, config)]
-
-
-def _master_check(service: PipeService) -> Check:
-    problems = []
-    argv = " ".join(service.argv)
-    if service.unpriv != "n":
-        problems.append("the unpriv column must be n (pipe(8) must start as root to switch to user=)")
-    if service.chroot not in ("n",):
-        problems.append("the chroot column must be n (a chrooted pipe cannot see the install or the database)")
-    user = service.attributes.get("user", "").split(":")[0]
-    if not user or user == "root":
-        problems.append("user= must name an unprivileged user")
-    if service.attributes.get("null_sender", None) != "":
-        problems.append("null_sender= (empty) is missing: bounces would arrive as MAILER-DAEMON")
-    if "R" not in service.attributes.get("flags", ""):
-        problems.append("flags= lacks R (the stored message would lose its Return-Path:)")
-    if "--sender ${sender}" not in argv:
-        problems.append("argv lacks --sender ${sender} (pipe(8) passes the envelope only on the command line)")
-    if not re.search(r"--recipient \$\{(original_)?recipient\}", argv):
-        problems.append("argv lacks --recipient ${original_recipient}")
-    executable = service.argv[0]
-    if not os.access(executable, os.X_OK):
-        problems.append(f"{executable} is not executable")
-    if problems:
-        return Check(f"postfix master.cf ({service.name})", False, "; ".join(problems), "see postfix/master.cf.snippet")
-    return Check(f"postfix master.cf ({service.name})", True, f"pipe service runs {executable} as {user}")
-
-
-def _main_check(service: PipeService, main: dict[str, str], config: Config) -> Check:
-    problems = []
-    limit = main.get(f"{service.name}_destination_recipient_limit")
-    if limit != "1":
-        problems.append(f"{service.name}_destination_recipient_limit must be 1 (is {limit or 'unset'})")
-    if "transport_maps" not in main:
-        problems.append("transport_maps is not set: nothing routes mail to the service")
-    size = _int(main.get("message_size_limit"), POSTFIX_DEFAULT_MESSAGE_SIZE_LIMIT)
-    if size != 0 and size < config.max_message_bytes:
-        problems.append(
-            f"message_size_limit ({size}) is below max_message_bytes ({config.max_message_bytes}): raise it"
-        )
-    mailbox = _int(main.get("mailbox_size_limit"), POSTFIX_DEFAULT_MAILBOX_SIZE_LIMIT)
-    if mailbox != 0 and size != 0 and mailbox < size:
-        problems.append(f"mailbox_size_limit ({mailbox}) is below message_size_limit: local(8) would stop")
-    if problems:
-        return Check("postfix main.cf", False, "; ".join(problems), "see postfix/main.cf.snippet")
-    return Check("postfix main.cf", True, "transport_maps, recipient limit 1 and size limits are set")
-
-
-def _int(value: str | None, default: int) -> int:
-    try:
-        return int(value) if value is not None else default
-    except ValueError:
-        return default

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, get_args
 
 from ..exits import ConfigurationError
 from ..rules.decision import NoticeKind
+from ..signals.tokens import LOOP_HEADER
+from ..store.notices import NotificationFields
 
 if TYPE_CHECKING:
     from ..config.model import NotificationsConfig
@@ -45,7 +47,6 @@ if TYPE_CHECKING:
 
 KINDS: tuple[NoticeKind, ...] = get_args(NoticeKind)
 COMMENT_KINDS: frozenset[NoticeKind] = frozenset({"technician-update", "requester-comment"})
-LOOP_HEADER = "X-Email2ticket-Loop"
 REPLY_ABOVE_LINE = "##- Please type your reply above this line -##"
 SUBJECT_MAX = 120
 NO_SUBJECT = "(no subject)"
@@ -55,22 +56,6 @@ BUILT_IN = "built-in"
 
 _WHITESPACE = re.compile(r"[\s\x00-\x1f\x7f]+")  # any run of whitespace or control characters
 _MSG_ID = re.compile(r"<[^<>\s]+>")
-
-
-@dataclass(frozen=True)
-class NotificationFields:
-    """What one notification says; every text here reaches the mail only through a template placeholder."""
-
-    kind: NoticeKind
-    ticket: int
-    recipient: str  # addr-spec
-    subject: str  # the ticket's subject
-    requester: str
-    technician: str | None = None
-    status: str = "open"
-    comment: str = ""  # comment kinds only
-    author: str = ""
-    in_reply_to: str | None = None  # the Message-ID of the mail that triggered it (threading)
 
 
 @dataclass(frozen=True)

@@ -13,18 +13,19 @@ is retried after the next delivery that finds it due, or by `email2ticket notifi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING
+
+from ..errors import describe_error
+from ..log import write_line
+from ..store.notices import LEASE
 
 if TYPE_CHECKING:
     from ..config.model import Config
-    from ..delivery.core import Outcome
     from ..signals.tokens import Keyring
-    from ..store.delivery import DeliveryStore, OutboxItem
+    from ..store.delivery import DeliveryStore
+    from ..store.notices import OutboxItem
     from .render import Templates
 
-# How long the process that claimed a notification owns it before another may retry it.
-LEASE = timedelta(minutes=5)
 # Notifications waiting for a retry that one delivery sends on its way out (the rest wait for the next).
 RETRY_PER_DELIVERY = 3
 
@@ -41,19 +42,20 @@ class SendReport:
         return f"{len(self.sent)} sent, {len(self.failed)} failed" + (f" ({failed})" if failed else "")
 
 
-def after_delivery(store: DeliveryStore, config: Config, outcome: Outcome) -> SendReport | None:
-    """Send what the delivery queued, plus a few notifications due for a retry. Never raises."""
-    if outcome.dry_run or not config.notifications.enabled:
+def after_delivery(
+    store: DeliveryStore, config: Config, items: tuple[OutboxItem, ...], *, retries_due: bool
+) -> SendReport | None:
+    """Send what a delivery queued (`items`), plus a few notifications due for a retry when the delivery
+    saw any (`retries_due`). Never raises: the delivery committed, and its exit status must not change."""
+    if not config.notifications.enabled:
         return None
-    due = RETRY_PER_DELIVERY if outcome.notifications_due else 0
-    if not outcome.notifications and not due:
+    due = RETRY_PER_DELIVERY if retries_due else 0
+    if not items and not due:
         return None
     try:
-        return send(store, config, items=outcome.notifications, due=due)
-    except Exception as exc:  # the delivery committed: its exit status must not change
-        from ..delivery.quarantine import describe
-
-        _log(config, f"notifications after delivery: {describe(exc)}; they stay queued for a retry")
+        return send(store, config, items=items, due=due)
+    except Exception as exc:
+        _log(config, f"notifications after delivery: {describe_error(exc)}; they stay queued for a retry")
         return None
 
 
@@ -68,14 +70,20 @@ def send(
 ) -> SendReport:
     """Send `items` (a delivery's own, already leased to it), claim and send the rows `ids` and up to
     `due` that wait for a retry; each failure is recorded on its row, not raised."""
-    from ..store.outbox import claim, finish
+    from ..exits import DeliveryError
+    from ..store.outbox import claim, finish, note_unsent
     from .keys import keyring_for
     from .render import load_templates
 
     # A broken key file or template is the admin's to fix, not the notifications' fault: raised before
-    # anything is claimed, so nothing counts an attempt, and all of it goes out once fixed.
-    keyring = keyring_for(config.notifications)
-    templates = load_templates(config.notifications.templates)
+    # anything is claimed, so nothing counts an attempt, and all of it goes out once fixed. The reason is
+    # written on the delivery's own notifications, which stay `pending`.
+    try:
+        keyring = keyring_for(config.notifications)
+        templates = load_templates(config.notifications.templates)
+    except DeliveryError as exc:
+        note_unsent(store, [item.id for item in items], exc.reason)
+        raise
     if ids or due:
         items += tuple(claim(store, ids=ids, due=due, lease=LEASE, force=force))
     if not items:
@@ -107,13 +115,9 @@ def _send_one(
     except SendFailed as exc:
         return None, exc.reason
     except Exception as exc:  # a recipient we cannot write to, a bug: recorded, the delivery stands
-        from ..delivery.quarantine import describe
-
-        return None, describe(exc)
+        return None, describe_error(exc)
     return mail.message_id, None
 
 
 def _log(config: Config, line: str) -> None:
-    from ..delivery.quarantine import log_error
-
-    log_error(f"email2ticket: {line}", config.logging)
+    write_line(f"email2ticket: {line}", config.logging, error=True)

@@ -23,6 +23,8 @@ import os
 import re
 from typing import TYPE_CHECKING
 
+from ..errors import describe_error
+
 if TYPE_CHECKING:
     import smtplib
 
@@ -116,7 +118,7 @@ def _send_with_smtp(mail: OutgoingMail, config: NotificationsConfig) -> None:
         text = _smtp_text(exc.smtp_code, exc.smtp_error)
         raise SendFailed(f"{where}: connection refused: {text}", temporary=True) from exc
     except (OSError, smtplib.SMTPException) as exc:
-        raise SendFailed(f"{where}: cannot connect: {_describe(exc)}", temporary=True) from exc
+        raise SendFailed(f"{where}: cannot connect: {describe_error(exc, name_type=False)}", temporary=True) from exc
     try:
         client.sendmail(mail.envelope_from, [mail.recipient], _BARE_LF.sub(b"\r\n", mail.data))
     except smtplib.SMTPRecipientsRefused as exc:
@@ -127,7 +129,7 @@ def _send_with_smtp(mail: OutgoingMail, config: NotificationsConfig) -> None:
     except smtplib.SMTPResponseException as exc:  # MAIL FROM, DATA or end-of-data refused
         raise _refused(where, "message", exc) from exc
     except (OSError, smtplib.SMTPException) as exc:
-        raise SendFailed(f"{where}: {_describe(exc)}", temporary=True) from exc
+        raise SendFailed(f"{where}: {describe_error(exc, name_type=False)}", temporary=True) from exc
     finally:
         _quit(client)
 
@@ -149,12 +151,6 @@ def _quit(client: smtplib.SMTP) -> None:
 def _smtp_text(code: int, answer: bytes | str) -> str:
     text = answer.decode("utf-8", "replace") if isinstance(answer, bytes) else answer
     return _one_line(f"{code} {text}")
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return _one_line(str(exc)) or type(exc).__name__
 
 
 def _one_line(text: str) -> str:

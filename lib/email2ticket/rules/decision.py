@@ -20,27 +20,16 @@ if TYPE_CHECKING:
     from ..auth.verdict import Verdict
     from ..signals.classify import Classification
 
-# "note" is an internal note on a ticket (automatic mail, a bounce); "hold" and "ignore" keep the message
-# raw without touching a ticket (rules/loop.py). "defer" never reaches the database: it is a DNS
-# temperror that decided the outcome (exit 75). "defer" and "quarantine" are never decided by a rule:
-# delivery records them for failed attempts (see delivery/quarantine.py); "replayed" marks a quarantined message
-# the admin delivered again, "released" a held or ignored one.
-Action = Literal[
+# What a decision can say. "note" is an internal note on a ticket (automatic mail, a bounce); "hold" and
+# "ignore" keep the message raw without touching a ticket (rules/loop.py); "defer" is a DNS temperror
+# that decided the outcome (exit 75): it never reaches the database.
+Action = Literal["create", "update", "note", "duplicate", "reject", "ignore", "hold", "defer"]
+# What the audit trail records (messages.action): every decided action, and the states the delivery layer
+# writes itself: "defer" for a failed attempt and "quarantine" for the last one (delivery/attempts.py),
+# "replayed" for a quarantined message the admin delivered again, "released" for a held or ignored one.
+AuditAction = Literal[
     "create", "update", "note", "duplicate", "reject", "ignore", "hold", "defer", "quarantine", "replayed", "released"
 ]
-ACTIONS: tuple[Action, ...] = (
-    "create",
-    "update",
-    "note",
-    "duplicate",
-    "reject",
-    "ignore",
-    "hold",
-    "defer",
-    "quarantine",
-    "replayed",
-    "released",
-)
 PRIVILEGED_ACCESS = frozenset({"normal", "full"})
 ACCESS_LEVELS = ("none", "limited", "normal", "full")
 

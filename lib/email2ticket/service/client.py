@@ -34,6 +34,8 @@ import io
 import posix
 import sys
 
+from ..errors import describe_error
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (about 10 ms)
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -233,7 +235,7 @@ def connect(path: str, argv: list[str], stdin: Stdin) -> _socket.socket:
         answer = _read_line(connection)
     except (OSError, ServiceLost) as exc:
         connection.close()
-        raise ServiceUnavailable(_describe(exc)) from None
+        raise ServiceUnavailable(describe_error(exc, name_type=False)) from None
     if not answer.startswith(b"GO "):
         connection.close()
         raise ServiceUnavailable(answer[3:].decode("utf-8", "replace") if answer.startswith(b"NO ") else "no GO")
@@ -271,13 +273,13 @@ def hand_over(connection: _socket.socket, stdin: Stdin) -> int:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the service stopped reading: it may still have answered (read below), or it died
         except OSError as exc:
-            raise ServiceLost(f"failed while receiving the message ({_describe(exc)})") from None
+            raise ServiceLost(f"failed while receiving the message ({describe_error(exc, name_type=False)})") from None
     try:
         status = _read_line(connection).split(b" ")
         code, out_length, err_length = int(status[0]), int(status[1]), int(status[2])
         output = _read_exactly(connection, out_length + err_length)
     except (OSError, ValueError, IndexError) as exc:
-        raise ServiceLost(f"gave no verdict ({_describe(exc)})") from None
+        raise ServiceLost(f"gave no verdict ({describe_error(exc, name_type=False)})") from None
     if code not in EXIT_CODES:
         raise ServiceLost(f"answered with an unknown exit status {code}")
     _write(1, output[:out_length])
@@ -326,11 +328,3 @@ def _exists(path: str) -> bool:
     except OSError:
         return False
     return True
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__

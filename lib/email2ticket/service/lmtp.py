@@ -1,9 +1,9 @@
 """LMTP (RFC 2033) for the resident service: Postfix's `lmtp:` transport with no process per message.
 
 The protocol is aiosmtpd's; this module is its handler. After DATA, LMTP answers once per accepted
-recipient, and each answer is the pipe's exit-code contract in SMTP terms: 0 -> 250, 75 -> 451,
-65 -> 550 (552 for a message over max_message_bytes), 77 -> 550, each with the same RFC 3463 status
-code and sentence that the pipe command prints first on stderr.
+recipient, and each answer is the pipe's exit-code contract in SMTP terms (exits.smtp_code: 0 -> 250,
+75 -> 451, 65 -> 550, 552 for a message over max_message_bytes, 77 -> 550), each with the same RFC 3463
+status code and sentence that the pipe command prints first on stderr (delivery/answer.py).
 
 Each recipient is one delivery, exactly as Postfix's pipe transport with a recipient limit of 1: the
 first opens the ticket, a second help-desk address on the same message is a duplicate. The message
@@ -15,6 +15,7 @@ key do not depend on the transport a message came by.
 
 from __future__ import annotations
 
+import re
 import socket
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -29,26 +30,42 @@ if TYPE_CHECKING:
     from aiosmtpd.smtp import Envelope as SmtpEnvelope
     from aiosmtpd.smtp import Session
 
-    from .worker import Deliverer, Lifecycle, Verdict
+    from .worker import Deliverer, Lifecycle
 
 IDENT = "email2ticket LMTP"
-
-
-def lmtp_reply(verdict: Verdict, recipient: str) -> str:
-    """One recipient's reply line, from the verdict the pipe would have exited with."""
-    reason = " ".join(verdict.reason.split())  # one line, whatever the reason contains
-    if verdict.exit_code == 0:
-        return f"250 {verdict.status} <{recipient}> {reason}"
-    if verdict.status.startswith("4"):
-        return f"451 {verdict.status} {reason}"
-    code = 552 if verdict.status == "5.3.4" else 550
-    return f"{code} {verdict.status} {reason}"
 
 
 def pipe_form(content: bytes, mail_from: str) -> bytes:
     """The message as pipe(8) with flags=R hands it over: Return-Path first, LF line endings."""
     path = mail_from.strip().strip("<>").encode("utf-8", "surrogateescape")  # aiosmtpd: "<>" for the null sender
     return b"Return-Path: <" + path + b">\n" + content.replace(b"\r\n", b"\n")
+
+
+# "... with ESMTP id 4F2A1C0123 for <...>; date": the id Postfix (or Exim) gave the message as it took it in.
+_RECEIVED_ID = re.compile(rb"(?<![\w-])id\s+([0-9A-Za-z][0-9A-Za-z-]{3,63})(?![\w-])", re.IGNORECASE)
+
+
+def queue_id_from_received(content: bytes) -> str | None:
+    """The MTA's queue id, from the topmost Received: header (the one our LMTP client's MTA added).
+
+    LMTP carries no queue id, but Postfix writes it into the Received: line it adds when it accepts a
+    message ("by mx.example (Postfix) with ESMTP id 4F2A1C0123", "... (Postfix, from userid 0) id ...")
+    and so does Exim ("with esmtp id 1qAbCd-0001xY-Ef"). Only the first Received: counts: the others
+    are other hosts'. The date after ";" is ignored. None when there is no such line.
+    """
+    header, _, _ = content.replace(b"\r\n", b"\n").partition(b"\n\n")
+    lines = header.split(b"\n")
+    for index, line in enumerate(lines):
+        if line[:9].lower() != b"received:":
+            continue
+        field = line[9:]
+        for more in lines[index + 1 :]:
+            if not more[:1].isspace():
+                break
+            field += b" " + more.strip()
+        found = _RECEIVED_ID.search(field.partition(b";")[0])
+        return found.group(1).decode("ascii") if found else None
+    return None
 
 
 class LmtpHandler:
@@ -79,11 +96,12 @@ class LmtpHandler:
         mail_from = envelope.mail_from or ""
         raw = pipe_form(envelope.original_content or b"", mail_from)
         sender = normalise_envelope_sender(mail_from)
+        queue_id = queue_id_from_received(envelope.original_content or b"")  # so our log line matches the MTA's
         replies = []
         with self.lifecycle.in_flight():
             for recipient in envelope.rcpt_tos:
-                verdict = await self.deliverer.deliver(raw, Envelope(sender=sender, recipient=recipient.lower()))
-                replies.append(lmtp_reply(verdict, recipient))
+                reply = await self.deliverer.deliver(raw, Envelope(sender, recipient.lower(), queue_id))
+                replies.append(reply.lmtp_reply(recipient))
         # aiosmtpd sends what we return as the reply: one line per recipient, as RFC 2033 requires.
         return "\r\n".join(replies)
 

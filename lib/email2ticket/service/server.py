@@ -238,7 +238,8 @@ def _run_worker(config: Config, listeners: list[Listener], *, notify: bool) -> i
 async def _worker(config: Config, listeners: list[Listener], *, notify: bool) -> int:
     """One process's event loop: accept on every listener until told to stop, then drain."""
     from .lmtp import LmtpHandler
-    from .worker import GRACE, Deliverer, Lifecycle, PipeServer
+    from .pipe import PipeServer
+    from .worker import GRACE, Deliverer, Lifecycle
 
     loop = asyncio.get_running_loop()
     lifecycle = Lifecycle()

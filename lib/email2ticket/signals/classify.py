@@ -36,6 +36,7 @@ from ..mail.envelope import Envelope
 from ..mail.message import ParsedMessage
 from .bounce import BounceReport, detect_bounce, system_sender
 from .tokens import (
+    LOOP_HEADER,
     Keyring,
     KeyringSource,
     may_be_token,
@@ -46,7 +47,6 @@ from .tokens import (
 
 __all__ = ["LOOP_HEADER", "OUT_OF_OFFICE_SUBJECT", "Classification", "Signal", "classify"]
 
-LOOP_HEADER = "X-Email2ticket-Loop"
 PRECEDENCE_AUTOMATIC = frozenset({"bulk", "junk", "list", "auto_reply"})
 SUPPRESS_AUTOMATIC = frozenset({"all", "oof", "autoreply"})  # X-Auto-Response-Suppress values (Exchange)
 NEGATIVE_VALUES = frozenset({"no", "false", "0", "off"})

@@ -22,6 +22,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeAlias
 
+# The header every mail we send carries (its value: our instance id), so our own mail coming back is
+# recognised (signals/classify.py) even where a relay rewrote its Message-ID.
+LOOP_HEADER = "X-Email2ticket-Loop"
 TAG_HEX = 32  # 128 bits of HMAC-SHA256 (at least 96 are required)
 NONCE_HEX = 12
 # Compiled on first use (re caches it): most mail carries nothing shaped like a token (may_be_token).

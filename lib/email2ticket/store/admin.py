@@ -238,16 +238,6 @@ class AdminStore:
         with self.session() as s:
             return [message_dict(m) for m in s.scalars(query)]
 
-    def held_message(self, message_row: int) -> tuple[Message, str]:
-        """A held or ignored message and the rule that stopped it, for `messages release`."""
-        with self.session() as s:
-            message = s.get(Message, message_row)
-            if message is None:
-                raise AdminError(f"there is no message {message_row} in the audit trail")
-            if message.action not in ("hold", "ignore") or not message.held_by:
-                raise AdminError(f"message {message_row} is not held or ignored (action {message.action})")
-            return message, message.held_by
-
     def show_message(self, message_row: int) -> tuple[dict[str, Any], bytes]:
         with self.session() as s:
             message = s.get(Message, message_row)

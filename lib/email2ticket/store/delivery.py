@@ -13,197 +13,54 @@ first mails from the same sender without a retry. A new ticket then costs five s
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    DateTime,
     Integer,
-    String,
-    Text,
     bindparam,
-    cast,
-    column,
-    func,
     insert,
-    literal_column,
-    null,
     select,
-    union_all,
     update,
 )
-from sqlalchemy import table as lightweight_table
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from ..config.rule_settings import RuleSettings, settings_from_rows
-from ..reply.extract import separators_from_edits
-from ..rules.decision import Context, Decision, EarlierDelivery, Facts, Notice, ReferenceSource, TicketFacts, UserFacts
+from ..config.rule_settings import RuleSettings
+from ..rules.decision import Context, Decision, Facts, ReferenceSource, TicketFacts
 from . import schema as t
+from .audit import (
+    Attempt,
+    MessageKeys,
+    StoredMessage,
+    insert_message,
+    mark_redelivering,
+    note_redelivery,
+    record_failed_attempt,
+    stored_message,
+)
 from .engine import check_revision, ensure_schema, make_engine, normalise_url, redact
 from .errors import translate_errors
+from .facts import PREAMBLE, read_facts, revision, rule_settings
+from .notices import OutboxItem, queue_notification
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, CursorResult, RootTransaction
 
-    from ..outbound.render import NotificationFields
+    from ..mail.envelope import Envelope
+    from ..rules.decision import AuditAction
     from ..signals.bounce import BounceReport
 
 # Built once per process: SQLAlchemy then finds their compiled SQL in its cache on every message.
 
 
-def _kind(number: int) -> Any:
-    return literal_column(str(number), Integer)
-
-
-_alembic_version = lightweight_table("alembic_version", column("version_num", String))
-_settings, _edits = t.settings.c, t.separator_edits.c
-# Rows of (kind, seq, a, b): 0 = the schema revision, 1 = a setting (name, value), 2 = a separator
-# edit (op, text) in the order the admin made them.
-PREAMBLE = union_all(
-    select(_kind(0), _kind(0), _alembic_version.c.version_num, cast(null(), Text)),
-    select(_kind(1), _kind(0), _settings.name, _settings.value),
-    select(_kind(2), _edits.id, _edits.op, _edits.text),
-).order_by(literal_column("1"), literal_column("2"))
-
-# Writes without bound values: the values come with each execution, so building and caching a
-# statement costs nothing per message (it was a sixth of a delivery's CPU in the resident service).
 INSERT_TICKET = insert(t.tickets)
 INSERT_COMMENT = insert(t.comments)
 INSERT_ATTACHMENTS = insert(t.attachments)
-INSERT_MESSAGE = insert(t.messages)
 INSERT_NOTE = insert(t.notes)
-INSERT_NOTIFICATION = insert(t.notifications)
 INSERT_BOUNCED = insert(t.bounced_addresses)
-RELEASE = (
-    update(t.messages)
-    .where(t.messages.c.id == bindparam("row", type_=Integer), t.messages.c.action.in_(("hold", "ignore")))
-    .values(delivered_key=None, action="released")
-)
 TOUCH_TICKET = update(t.tickets).where(t.tickets.c.id == bindparam("ticket_key", type_=Integer))
 _UPSERT_USER: dict[str, Any] = {}  # per dialect, built on first use
-
-# Notifications waiting for a retry are sent after a delivery; past this many attempts only an admin's
-# `notifications retry` sends them again.
-MAX_SEND_ATTEMPTS = 8
-_sender_param = bindparam("sender", type_=String)
-_hour_ago = bindparam("hour_ago", type_=DateTime(timezone=True))
-_now = bindparam("now", type_=DateTime(timezone=True))
-_mine, _acks, _due = t.messages.alias("mine"), t.notifications.alias("acks"), t.notifications.alias("due")
-_bounced_sender, _bounced_requester, _bounced_technician = (
-    t.bounced_addresses.alias("bounced_sender"),
-    t.bounced_addresses.alias("bounced_requester"),
-    t.bounced_addresses.alias("bounced_technician"),
-)
-# The counts the loop protections limit; each uses an index (messages: sender, received_at;
-# notifications: recipient, created_at / created_at / status, next_attempt_at).
-_SENDER_NEW_TICKETS = (
-    select(func.count())
-    .select_from(_mine)
-    .where(_mine.c.sender == _sender_param, _mine.c.received_at >= _hour_ago, _mine.c.action == "create")
-    .scalar_subquery()
-)
-_ACKS_TO_SENDER = (
-    select(func.count())
-    .select_from(_acks)
-    .where(
-        _acks.c.recipient == _sender_param,
-        _acks.c.created_at >= bindparam("day_ago", type_=DateTime(timezone=True)),
-        _acks.c.kind == "acknowledgement",
-    )
-    .scalar_subquery()
-)
-_ACKS_LAST_HOUR = (
-    select(func.count())
-    .select_from(_acks)
-    .where(_acks.c.created_at >= _hour_ago, _acks.c.kind == "acknowledgement")
-    .scalar_subquery()
-)
-_NOTIFICATIONS_DUE = (
-    select(func.count())
-    .select_from(_due)
-    .where(
-        _due.c.status.in_(("pending", "failed")),
-        _due.c.next_attempt_at <= _now,
-        _due.c.attempts < MAX_SEND_ATTEMPTS,
-    )
-    .scalar_subquery()
-)
-
-_sender = t.users.alias("sender")
-_earlier = t.messages.alias("earlier")
-_other = t.messages.alias("other")
-_requester, _technician = t.users.alias("requester"), t.users.alias("technician")
-_anchor = select(literal_column("1", Integer).label("one")).subquery("anchor")
-# Every fact in one row: each join matches at most one row (unique email, unique delivered_key,
-# primary key), and a NULL parameter (no sender, no reference) matches none.
-_FACTS_COLUMNS = (
-    _sender.c.id.label("user_id"),
-    _sender.c.email.label("user_email"),
-    _sender.c.is_technician,
-    _sender.c.access,
-    _sender.c.disabled,
-    _earlier.c.id.label("earlier_id"),
-    _earlier.c.action.label("earlier_action"),
-    _earlier.c.ticket_id.label("earlier_ticket"),
-    t.tickets.c.id.label("ticket_id"),
-    t.tickets.c.status.label("ticket_status"),
-    _requester.c.email.label("requester"),
-    _technician.c.email.label("technician"),
-    t.tickets.c.subject.label("ticket_subject"),
-    _SENDER_NEW_TICKETS.label("sender_new_tickets"),
-    select(_other.c.id)
-    .where(_other.c.message_id == bindparam("message_id", type_=Text))
-    .where(_other.c.delivered_key.is_not(None))
-    .where(_other.c.body_digest != bindparam("body_digest", type_=String))
-    .exists()
-    .label("message_id_reused"),
-)
-_FACTS_FROM = (
-    _anchor.outerjoin(_sender, _sender.c.email == _sender_param)
-    .outerjoin(_earlier, _earlier.c.delivered_key == bindparam("key", type_=String))
-    .outerjoin(t.tickets, t.tickets.c.id == bindparam("reference", type_=Integer))
-    .outerjoin(_requester, _requester.c.id == t.tickets.c.requester_id)
-    .outerjoin(_technician, _technician.c.id == t.tickets.c.technician_id)
-)
-FACTS = select(*_FACTS_COLUMNS).select_from(_FACTS_FROM)
-# With [notifications] on, the same row also holds what the notification rules limit. Without, these
-# joins and counts would only cost every delivery their compilation (about 1 ms per process).
-FACTS_WITH_NOTIFICATIONS = select(
-    *_FACTS_COLUMNS,
-    _bounced_sender.c.address.label("sender_bounced"),
-    _bounced_requester.c.address.label("requester_bounced"),
-    _bounced_technician.c.address.label("technician_bounced"),
-    _ACKS_TO_SENDER.label("acks_to_sender"),
-    _ACKS_LAST_HOUR.label("acks_last_hour"),
-    _NOTIFICATIONS_DUE.label("notifications_due"),
-).select_from(
-    _FACTS_FROM.outerjoin(_bounced_sender, _bounced_sender.c.address == _sender_param)
-    .outerjoin(_bounced_requester, _bounced_requester.c.address == _requester.c.email)
-    .outerjoin(_bounced_technician, _bounced_technician.c.address == _technician.c.email)
-)
-
-
-@dataclass(frozen=True)
-class MessageKeys:
-    """How a message is recognised when it arrives again."""
-
-    idempotency_key: str
-    body_digest: str
-    raw_sha256: str
-    message_id: str | None
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """One notification to send: its row, and what its template says (store/outbox.py, outbound/send.py)."""
-
-    id: int
-    attempts: int
-    fields: NotificationFields
-
 
 @dataclass(frozen=True)
 class Written:
@@ -267,6 +124,28 @@ class DeliveryStore:
                 raise
         raise AssertionError("unreachable")
 
+    def record_failed_attempt(
+        self,
+        raw: bytes,
+        envelope: Envelope,
+        keys: MessageKeys,
+        *,
+        sender: str | None,
+        subject: str | None,
+        error: str,
+        max_attempts: int,
+    ) -> Attempt:
+        """Write one failed attempt (or, at max_attempts, the quarantine record) in its own transaction."""
+        with self.transaction() as tx:
+            return record_failed_attempt(
+                tx.conn, raw, envelope, keys, sender=sender, subject=subject, error=error, max_attempts=max_attempts
+            )
+
+    def stored_message(self, row: int) -> StoredMessage | None:
+        """The audit record `row` with its raw bytes, or None when there is none."""
+        with self.transaction(commit=False) as tx:
+            return stored_message(tx.conn, row)
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -289,12 +168,10 @@ class DeliveryTransaction:
     @property
     def revision(self) -> str | None:
         """The schema revision recorded by Alembic (None: the table is empty)."""
-        return next((row[2] for row in self._preamble if row[0] == 0), None)
+        return revision(self._preamble)
 
     def rule_settings(self) -> tuple[RuleSettings, tuple[str, ...]]:
-        rows = {row[2]: row[3] for row in self._preamble if row[0] == 1}
-        edits = [(row[2], row[3]) for row in self._preamble if row[0] == 2]
-        return settings_from_rows(rows), separators_from_edits(edits)
+        return rule_settings(self._preamble)
 
     def facts(
         self,
@@ -307,57 +184,25 @@ class DeliveryTransaction:
         reference_source: ReferenceSource | None = None,
         notifications: bool = False,
     ) -> Facts:
-        """The facts for the rules; `notifications`: also what the notification rules need."""
-        now = t.utcnow()
-        values: dict[str, Any] = {
-            "sender": sender or None,
-            "key": keys.idempotency_key,
-            "reference": reference,
-            "message_id": keys.message_id or None,
-            "body_digest": keys.body_digest,
-            "hour_ago": now - timedelta(hours=1),
-        }
-        if notifications:
-            values.update(now=now, day_ago=now - timedelta(days=1))
-        row = self.conn.execute(FACTS_WITH_NOTIFICATIONS if notifications else FACTS, values).one()
-        user = None
-        if row.user_id is not None:
-            self._user_ids[row.user_email] = int(row.user_id)
-            user = UserFacts(row.user_email, bool(row.is_technician), row.access, bool(row.disabled))
-        extra = row._mapping
-        bounced = (extra.get("sender_bounced"), extra.get("requester_bounced"), extra.get("technician_bounced"))
-        return Facts(
+        """The facts for the rules (store/facts.py); `notifications`: also what the notification rules need."""
+        return read_facts(
+            self.conn,
+            self._user_ids,
+            sender=sender,
+            reference=reference,
+            keys=keys,
             settings=settings,
             separators=separators,
-            sender_user=user,
-            reference=reference,
-            reference_source=reference_source if reference is not None else None,
-            ticket=(
-                TicketFacts(row.ticket_id, row.ticket_status, row.requester, row.technician, row.ticket_subject)
-                if row.ticket_id is not None
-                else None
-            ),
-            sender_new_tickets_last_hour=int(row.sender_new_tickets or 0),
-            acknowledgements_to_sender_last_day=int(extra.get("acks_to_sender") or 0),
-            acknowledgements_last_hour=int(extra.get("acks_last_hour") or 0),
-            bounced=frozenset(address for address in bounced if address),
-            notifications_due=int(extra.get("notifications_due") or 0),
-            earlier=(
-                EarlierDelivery(row.earlier_id, row.earlier_action, row.earlier_ticket)
-                if row.earlier_id is not None
-                else None
-            ),
-            message_id_reused=bool(row.message_id_reused),
+            reference_source=reference_source,
+            notifications=notifications,
         )
 
-    # --- writing the decision -------------------------------------------------------------------
+    def redelivering(self, message_row: int, state: AuditAction) -> None:
+        """An admin delivers this stored record again: it becomes `state` with this delivery."""
+        mark_redelivering(self.conn, message_row, state)
 
-    def release(self, message_row: int) -> None:
-        """Free a held or ignored message's idempotency key, so delivering it again is not a duplicate."""
-        from ..exits import TemporaryFailure
-
-        if self.conn.execute(RELEASE, {"row": message_row}).rowcount != 1:
-            raise TemporaryFailure(f"message {message_row} is no longer held or ignored (released meanwhile?)")
+    def note_redelivery(self, message_row: int, state: AuditAction, new_row: int, action: str) -> None:
+        note_redelivery(self.conn, message_row, state, new_row, action)
 
     def apply(
         self, decision: Decision, ctx: Context, raw: bytes, keys: MessageKeys, ticket: TicketFacts | None = None
@@ -373,7 +218,8 @@ class DeliveryTransaction:
         if decision.action == "note" and ticket_id is not None:
             self._add_note(decision, ctx, ticket_id, row)
         notifications = tuple(
-            self._queue(notice, decision, ctx, ticket, ticket_id, comment_id, row) for notice in decision.notices
+            queue_notification(self.conn, notice, decision, ctx, ticket, ticket_id, comment_id, row)
+            for notice in decision.notices
         )
         return Written(ticket_id, comment_id, row, notifications)
 
@@ -415,57 +261,6 @@ class DeliveryTransaction:
                 message_row=message_row,
             ),
         )
-
-    def _queue(
-        self,
-        notice: Notice,
-        decision: Decision,
-        ctx: Context,
-        ticket: TicketFacts | None,
-        ticket_id: int | None,
-        comment_id: int | None,
-        message_row: int,
-    ) -> OutboxItem:
-        """A pending notification, leased to this delivery: it sends it right after the commit, and
-        nobody retries it before the lease runs out (outbound/send.py). Returned with what its template
-        needs, so sending it reads nothing back."""
-        from ..outbound.render import NotificationFields
-        from ..outbound.send import LEASE
-
-        assert ticket_id is not None, "a notification is always about a ticket"
-        result = self.conn.execute(
-            INSERT_NOTIFICATION,
-            dict(
-                ticket_id=ticket_id,
-                kind=notice.kind,
-                recipient=notice.recipient,
-                source_message_row=message_row,
-                comment_id=comment_id if notice.kind != "acknowledgement" else None,
-                status="pending",
-                attempts=0,
-                next_attempt_at=t.utcnow() + LEASE,
-            ),
-        )
-        sender = ctx.sender.address or ""
-        if ticket is None:  # a new ticket: the sender is its requester
-            subject, status, requester, technician = decision.subject, "open", sender, None
-        else:
-            subject, requester, technician = ticket.subject, ticket.requester, ticket.technician
-            status = "open" if decision.reopen else ticket.status
-        comment = decision.body if notice.kind != "acknowledgement" else ""
-        fields = NotificationFields(
-            kind=notice.kind,
-            ticket=ticket_id,
-            recipient=notice.recipient,
-            subject=subject,
-            requester=requester,
-            technician=technician,
-            status=status,
-            comment=comment,
-            author=sender if comment else "",
-            in_reply_to=ctx.message.message_id,
-        )
-        return OutboxItem(_new_id(result), 0, fields)
 
     def _sender_id(self, ctx: Context) -> int:
         """The sender's user row, created as a requester when the rules found none.
@@ -546,32 +341,22 @@ class DeliveryTransaction:
         comment_id: int | None,
     ) -> int:
         # Held and ignored mail is recognised on redelivery too: the MTA retrying it must not hold it twice.
-        delivered = decision.action in ("create", "update", "note", "hold", "ignore")
-        result = self.conn.execute(
-            INSERT_MESSAGE,
-            dict(
-                queue_id=ctx.envelope.queue_id,
-                envelope_sender=ctx.envelope.sender,
-                envelope_recipient=ctx.envelope.recipient,
-                sender=ctx.sender.address,
-                message_id=keys.message_id,
-                subject=ctx.message.subject,
-                body_digest=keys.body_digest,
-                raw_sha256=keys.raw_sha256,
-                idempotency_key=keys.idempotency_key,
-                delivered_key=keys.idempotency_key if delivered else None,
-                action=decision.action,
-                ticket_id=ticket_id,
-                comment_id=comment_id,
-                exit_code=int(decision.exit_code),
-                reasons=json.dumps(decision.reasons, ensure_ascii=False),
-                auth_verdict=_auth_record(decision, ctx),
-                held_by=decision.held_by,
-                size=len(raw),
-                raw=raw,
-            ),
+        return insert_message(
+            self.conn,
+            envelope=ctx.envelope,
+            keys=keys,
+            sender=ctx.sender.address,
+            subject=ctx.message.subject,
+            action=decision.action,
+            exit_code=int(decision.exit_code),
+            reasons=decision.reasons,
+            raw=raw,
+            delivered=decision.action in ("create", "update", "note", "hold", "ignore"),
+            ticket_id=ticket_id,
+            comment_id=comment_id,
+            auth_verdict=_auth_record(decision, ctx),
+            held_by=decision.held_by,
         )
-        return _new_id(result)
 
 
 def _auth_record(decision: Decision, ctx: Context) -> dict[str, Any]:
@@ -600,7 +385,3 @@ def _new_id(result: CursorResult[Any]) -> int:
     assert key is not None, "an INSERT into a table with an integer primary key"
     return int(key[0])
 
-
-def count_rows(connection: Connection, table: str) -> int:
-    """Row count of one table (tests and `doctor` use it)."""
-    return int(connection.execute(select(func.count()).select_from(t.metadata.tables[table])).scalar_one())

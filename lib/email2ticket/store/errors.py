@@ -13,14 +13,8 @@ from collections.abc import Iterator
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
+from ..errors import describe_error
 from ..exits import DeliveryError, TemporaryFailure
-
-
-def describe_db_error(exc: BaseException) -> str:
-    """The first line of the driver's message, without SQLAlchemy's statement dump."""
-    origin = getattr(exc, "orig", None) or exc
-    text = str(origin).strip().splitlines()
-    return text[0] if text else type(origin).__name__
 
 
 def earlier_failure(exc: BaseException) -> DeliveryError | None:
@@ -51,4 +45,4 @@ def translate_errors(where: str) -> Iterator[None]:
         if cause is not None:
             raise cause from exc
         kind = "unavailable" if isinstance(exc, DBAPIError) else "error"
-        raise TemporaryFailure(f"database {where} {kind}: {describe_db_error(exc)}") from exc
+        raise TemporaryFailure(f"database {where} {kind}: {describe_error(exc, name_type=False)}") from exc

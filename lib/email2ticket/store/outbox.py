@@ -16,11 +16,8 @@ from typing import Any
 from sqlalchemy import delete, or_, select, true, update
 
 from . import schema as t
-from .delivery import MAX_SEND_ATTEMPTS, DeliveryStore, OutboxItem
-
-# Back-off after the n-th failed attempt (the last value repeats).
-BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4))
-
+from .delivery import DeliveryStore
+from .notices import BACKOFF, MAX_SEND_ATTEMPTS, NotificationFields, OutboxItem
 
 _requester, _technician, _author = t.users.alias("requester"), t.users.alias("technician"), t.users.alias("author")
 _n = t.notifications
@@ -90,6 +87,15 @@ def finish(store: DeliveryStore, results: list[tuple[OutboxItem, str | None, str
             tx.conn.execute(update(_n).where(_n.c.id == item.id).values(**values))
 
 
+def note_unsent(store: DeliveryStore, ids: Sequence[int], reason: str) -> None:
+    """Record why pending rows could not even be tried (no key file, a broken template): the admin's to fix,
+    so no attempt is counted and the rows stay `pending`, due again when their lease ends."""
+    if ids:
+        with store.transaction() as tx:
+            pending = update(_n).where(_n.c.id.in_(list(ids)), _n.c.status == "pending")
+            tx.conn.execute(pending.values(last_error=reason[:2000]))
+
+
 def list_notifications(store: DeliveryStore, *, status: str | None, limit: int) -> list[dict[str, Any]]:
     query = select(_n).order_by(_n.c.id.desc()).limit(limit)
     if status:
@@ -111,8 +117,6 @@ def unblock(store: DeliveryStore, address: str) -> bool:
 
 
 def _item(row: Any) -> OutboxItem:
-    from ..outbound.render import NotificationFields
-
     fields = NotificationFields(
         kind=row.kind,
         ticket=row.ticket,

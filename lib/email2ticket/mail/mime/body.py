@@ -11,9 +11,10 @@ from email.generator import BytesGenerator
 from email.message import Message
 from typing import Any
 
+from ...errors import describe_error
 from .headers import COMPAT, first_raw, part_param, raw_items
 from .html_text import html_to_text
-from .notes import Notes, describe_exception
+from .notes import Notes
 from .text import EIGHT_BIT_SIBLINGS, UNICODE_CODECS, clean, decode_text, python_codec
 from .tree import Node
 
@@ -147,7 +148,7 @@ def part_bytes(part: Message, notes: Notes, location: str) -> bytes:
     try:
         data = part.get_payload(decode=True)
     except Exception as exc:
-        notes.add(f"{location}: payload could not be decoded: {describe_exception(exc)}")
+        notes.add(f"{location}: payload could not be decoded: {describe_error(exc)}")
         data = None
     if isinstance(data, bytes):
         return data
@@ -175,7 +176,7 @@ def message_bytes(node: Node, notes: Notes) -> bytes:
         try:
             data = _flatten(payload[0] if single else node.part)
         except Exception as exc:  # e.g. RecursionError on an attached message nested hundreds of levels deep
-            notes.add(f"{node.location}: attached message not serialised: {describe_exception(exc)}")
+            notes.add(f"{node.location}: attached message not serialised: {describe_error(exc)}")
             return b""
         if not single:  # message/delivery-status: header blocks; drop the part's own header
             data = data[data.find(b"\n\n") + 2 :] if node.part.keys() else data

@@ -5,7 +5,8 @@ inscriptis is imported only when such a message arrives: most mail never needs i
 
 import re
 
-from .notes import Notes, describe_exception
+from ...errors import describe_error
+from .notes import Notes
 
 _SCRIPT_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
@@ -20,7 +21,7 @@ def html_to_text(html: str, notes: Notes) -> str:
 
         return str(get_text(html.replace("\x00", "")))
     except Exception as exc:
-        notes.add(f"HTML body could not be converted by inscriptis: {describe_exception(exc)}")
+        notes.add(f"HTML body could not be converted by inscriptis: {describe_error(exc)}")
         return _strip_tags(html)
 
 

@@ -31,7 +31,3 @@ class Notes:
             notes += (f"... {self._dropped} more defect notes omitted",)
         return notes
 
-
-def describe_exception(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__

@@ -9,10 +9,14 @@ from __future__ import annotations
 import binascii
 import codecs
 import re
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .notes import Notes
+
+class Notes(Protocol):
+    """Where a problem met while decoding is noted (notes.Notes; a protocol, so this module imports nothing of it)."""
+
+    def add(self, note: str) -> None: ...
+
 
 SURROGATE_RUN = re.compile("[\udc80-\udcff]+")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

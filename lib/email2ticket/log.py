@@ -1,0 +1,65 @@
+"""Where email2ticket's log lines go: one line per delivery, and error lines that need a human.
+
+A delivery line carries the MTA's queue id, so `grep` on Postfix's queue id finds both halves of the
+story. Lines go to syslog when there is one, else to a configured file; never to stdout, which Postfix
+reads as our answer, and never fatally: a delivery that committed does not fail because logging did.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+
+from .config.model import LoggingConfig
+
+
+def format_line(
+    *,
+    queue_id: str | None,
+    message_id: str | None,
+    action: str,
+    ticket: int | None,
+    exit_code: int,
+    duration: float,
+    note: str = "",
+) -> str:
+    """The one line a delivery logs."""
+    fields = [
+        f"queue_id={queue_id or '-'}",
+        f"message_id={message_id or '-'}",
+        f"action={action}",
+        f"ticket={ticket if ticket is not None else '-'}",
+        f"exit={exit_code}",
+        f"duration={duration * 1000:.0f}ms",
+    ]
+    if note:
+        fields.append(f"reason={note!r}")
+    return "delivery " + " ".join(fields)
+
+
+def write_line(line: str, config: LoggingConfig, *, error: bool = False) -> None:
+    """Send the line where the configuration says, at error priority with `error` (a quarantined message,
+    a notification that could not be sent); failures go to stderr, never up the stack."""
+    target = config.target
+    try:
+        if target == "auto":
+            target = "syslog" if os.path.exists("/dev/log") else ("file" if config.file else "none")
+        if target == "syslog":
+            _to_syslog(line, config.facility, error=error)
+        elif target == "file" and config.file:
+            with open(config.file, "a", encoding="utf-8") as handle:
+                stamp = datetime.now(UTC).isoformat(timespec="seconds")
+                handle.write(f"{stamp} email2ticket[{os.getpid()}] {'error: ' if error else ''}{line}\n")
+    except Exception as exc:  # logging must never change the delivery's outcome
+        kind = "error" if error else "delivery"
+        print(f"email2ticket: could not write the {kind} log ({target}): {exc}", file=sys.stderr)
+
+
+def _to_syslog(line: str, facility: str, *, error: bool) -> None:
+    import syslog
+
+    code = getattr(syslog, f"LOG_{facility.upper()}", syslog.LOG_MAIL)
+    syslog.openlog("email2ticket", syslog.LOG_PID, code)
+    syslog.syslog(syslog.LOG_ERR if error else syslog.LOG_INFO, line)
+    syslog.closelog()
