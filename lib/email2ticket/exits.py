@@ -64,6 +64,16 @@ class DeliveryTimeout(TemporaryFailure):
     """The delivery ran past delivery_timeout; the transaction is rolled back and the MTA retries."""
 
 
+class DeadlineExceeded(BaseException):
+    """The delivery's time ran out while it worked on the message itself (parsing it, cutting the reply).
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` on the way (a parser's
+    fallback, a separator search) can swallow it; the delivery layer turns it into a DeliveryTimeout
+    (75) that counts against the message, so a message that always takes too long is quarantined
+    instead of being retried for days (delivery/deadline.py raises it, delivery/run.py answers it).
+    """
+
+
 class ConfigurationError(TemporaryFailure):
     """The configuration file or command line is wrong: an admin must fix it, so defer, never bounce."""
 

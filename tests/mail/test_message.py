@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from email2ticket.config.model import Limits
 from email2ticket.mail.message import (
     MAX_DEPTH,
     Attachment,
@@ -333,10 +334,15 @@ def test_very_long_line() -> None:
 
 
 def test_very_long_header_line() -> None:
+    """A 2 MB Subject is over max_header_bytes (1 MiB): cut to the limit and named; raised limits take it whole."""
     raw = b"From: a@example.com\nSubject: " + b"y" * (2 * 1024 * 1024) + b"\n\nbody\n"
     parsed = parse_message(raw)
-    assert parsed.subject == "y" * (2 * 1024 * 1024)
+    assert parsed.over_limits == (f"max_header_bytes: a header section of {len(raw) - 5} bytes (limit 1048576)",)
+    assert parsed.subject == "y" * (1024 * 1024 - len("From: a@example.com\nSubject: "))
     assert parsed.text == "body\n"
+    whole = parse_message(raw, Limits(max_header_bytes=4 * 1024 * 1024))
+    assert whole.over_limits == ()
+    assert whole.subject == "y" * (2 * 1024 * 1024)
 
 
 def deeply_nested(levels: int) -> bytes:
@@ -357,8 +363,9 @@ def test_deeply_nested_multipart(levels: int) -> None:
     parsed = parse_message(deeply_nested(levels))
     assert parsed.subject == "deep"
     assert parsed.text == "top text"
-    assert parsed.attachments == ()  # "bottom text" lies far below MAX_DEPTH
-    assert has_defect(parsed, f"nested deeper than {MAX_DEPTH} levels")
+    # "bottom text" lies far below MAX_DEPTH: the structure is cut where it goes deeper, before parsing
+    assert all(b"bottom text" not in attachment.data for attachment in parsed.attachments)
+    assert parsed.over_limits == (f"max_mime_depth: MIME parts nested deeper than {MAX_DEPTH} levels",)
 
 
 def test_nesting_within_the_limit_is_walked() -> None:
@@ -581,11 +588,12 @@ def test_results_are_frozen() -> None:
 def test_inscriptis_is_imported_only_for_html_bodies(fixture: str, imported: bool) -> None:
     code = (
         "import sys; from pathlib import Path; from email2ticket.mail.message import parse_message; "
-        f"parse_message(Path({str(FIXTURES / fixture)!r}).read_bytes()); print('inscriptis' in sys.modules)"
+        f"m = parse_message(Path({str(FIXTURES / fixture)!r}).read_bytes()); i = 'inscriptis' in sys.modules; "
+        "m.text; print(i, 'inscriptis' in sys.modules)"
     )
     env = {**os.environ, "PYTHONPATH": str(LIB_DIR)}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == str(imported)
+    assert result.stdout.split() == ["False", str(imported)]  # an HTML body is converted when its text is used
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -12,23 +12,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support.servers.delivery_service import DELIVER, LmtpClient, ServiceProcess, child_env
+from support.db import hold_lock
+from support.desk import Desk, MakeDesk
+from support.executables import DELIVER, child_env, start_deliver
+from support.mail import MAIL, mail
+from support.servers.delivery_service import LmtpClient, ServiceProcess, StartService
 
-MAIL = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
 HELPDESK = "helpdesk@helpdesk.example"
-
-
-def mail(sender: str, subject: str, message_id: str, body: str = "hello") -> bytes:
-    return (
-        f"From: {sender}\nTo: {HELPDESK}\nSubject: {subject}\nMessage-ID: <{message_id}>\n"
-        f"Content-Type: text/plain; charset=utf-8\n\n{body}\n"
-    ).encode()
 
 
 def fresh_database(request: pytest.FixtureRequest, database_url: str, name: str) -> str:
@@ -37,26 +32,6 @@ def fresh_database(request: pytest.FixtureRequest, database_url: str, name: str)
         return database_url.replace("email2ticket.db", f"{name}.db")
     server = request.getfixturevalue("pg_server")
     return str(server.url_for(server.create_database()))
-
-
-@pytest.fixture
-def services() -> Iterator[list[ServiceProcess]]:
-    """Services a test starts; all are killed and cleaned up afterwards."""
-    started: list[ServiceProcess] = []
-    yield started
-    for service in started:
-        service.close()
-
-
-def start(services: list[ServiceProcess], url: str, **kwargs: Any) -> ServiceProcess:
-    service = ServiceProcess(url, **kwargs)
-    services.append(service)
-    return service.start()
-
-
-def init(run_admin: Any, url: str, *args: str) -> None:
-    result = run_admin("--database-url", url, "init", *args)
-    assert result.returncode == 0, result
 
 
 def via_service(service: ServiceProcess, *args: str) -> tuple[str, ...]:
@@ -86,6 +61,7 @@ def audit(url: str) -> list[dict[str, Any]]:
 def scenario(big: bytes) -> list[tuple[str, Any, str]]:
     """Admin commands and mails, in order: ("admin", args, "") or ("mail", raw, envelope sender)."""
     fixture = {name: (MAIL / name).read_bytes() for name in ("new_ticket.eml", "reply_outlook_requester.eml")}
+    unknown = mail("Let me in", "hello\n", sender="mallory@example.net", message_id="unknown-1@x")
     return [
         ("admin", ("user", "add", "bob@helpdesk.example", "--technician", "--access", "normal"), ""),
         ("mail", fixture["new_ticket.eml"], "alice@example.com"),
@@ -100,7 +76,7 @@ def scenario(big: bytes) -> list[tuple[str, Any, str]]:
         ("admin", ("ticket", "close", "1"), ""),
         ("mail", fixture["reply_outlook_requester.eml"].replace(b"Message-ID: <", b"Message-ID: <again-"), ""),
         ("admin", ("settings", "set", "unknown_senders", "reject"), ""),
-        ("mail", mail("mallory@example.net", "Let me in", "unknown-1@x"), "mallory@example.net"),  # 77
+        ("mail", unknown, "mallory@example.net"),  # 77
     ]
 
 
@@ -109,22 +85,21 @@ def test_pipe_and_lmtp_give_the_same_decisions_as_standalone(
     database_url: str,
     run_deliver: Any,
     run_admin: Any,
-    services: list[ServiceProcess],
+    start_service: StartService,
     tmp_path: Path,
 ) -> None:
     config = tmp_path / "config.toml"
     config.write_text("max_message_bytes = 30000\n")
     urls = {kind: fresh_database(request, database_url, kind) for kind in ("standalone", "pipe", "lmtp")}
-    for url in urls.values():
-        init(run_admin, url)
-    service_pipe = start(services, urls["pipe"], config=config)
-    service_lmtp = start(services, urls["lmtp"], config=config)
-    big = mail("erin@example.com", "Big", "big-1@x", ("x" * 70 + "\n") * 600)
+    desks = [Desk(url, run_admin, init=True) for url in urls.values()]
+    service_pipe = start_service(urls["pipe"], config=config)
+    service_lmtp = start_service(urls["lmtp"], config=config)
+    big = mail("Big", ("x" * 70 + "\n") * 600 + "\n", sender="erin@example.com", message_id="big-1@x")
     lmtp = service_lmtp.lmtp()
     for kind, item, sender in scenario(big):
         if kind == "admin":
-            for url in urls.values():
-                assert run_admin("--database-url", url, *item).returncode == 0
+            for desk in desks:
+                desk.admin(*item)
             continue
         # pipe(8) with flags=R adds Return-Path; the LMTP server adds the same header itself.
         piped = f"Return-Path: <{sender}>\n".encode() + item
@@ -147,23 +122,21 @@ def test_pipe_and_lmtp_give_the_same_decisions_as_standalone(
     assert [row["action"] for row in reference].count("create") >= 4
     assert audit(urls["pipe"]) == reference
     assert audit(urls["lmtp"]) == reference
-    tickets = [
-        json.loads(run_admin("--database-url", url, "tickets", "list", "--json").stdout) for url in urls.values()
-    ]
+    tickets = [desk.tickets() for desk in desks]
     assert tickets[0] == tickets[1] == tickets[2] and len(tickets[0]) >= 4
 
 
 def test_dry_run_and_bad_input_through_the_service(
-    database_url: str, run_deliver: Any, run_admin: Any, services: list[ServiceProcess]
+    database_url: str, run_deliver: Any, make_desk: MakeDesk, start_service: StartService
 ) -> None:
-    init(run_admin, database_url)
-    service = start(services, database_url)
+    desk = make_desk(init=True)
+    service = start_service(database_url)
     raw = (MAIL / "new_ticket.eml").read_bytes()
     dry = run_deliver(*via_service(service, "--dry-run", "--json"), stdin=raw)
     assert dry.returncode == 0 and dry.json["action"] == "create" and dry.json["ticket"] is None, dry
     empty = run_deliver(*via_service(service, "--json"), stdin=b"")
     assert empty.returncode == 65 and empty.stderr_first_line == "5.6.0 no message on standard input", empty
-    assert json.loads(run_admin("--database-url", database_url, "messages", "list", "--json").stdout) == []
+    assert desk.messages() == []
     # A command line argparse refuses is reported exactly as standalone does (75, never 2).
     bad = run_deliver(*via_service(service, "--no-such-option"), stdin=raw)
     assert bad.returncode == 75 and bad.stderr_first_line.startswith("4.3.5 malformed command line"), bad
@@ -175,14 +148,14 @@ def test_dry_run_and_bad_input_through_the_service(
 def test_service_down_gives_the_configured_fallback(
     sqlite_url: str, run_deliver: Any, run_admin: Any, tmp_path: Path
 ) -> None:
-    init(run_admin, sqlite_url)
+    desk = Desk(sqlite_url, run_admin, init=True)
     missing = tmp_path / "no-such.sock"
     raw = (MAIL / "new_ticket.eml").read_bytes()
     base = ("--database-url", sqlite_url, "--socket", str(missing), "--json")
     deferred = run_deliver(*base, "--fallback", "tempfail", stdin=raw)
     assert deferred.returncode == 75, deferred
     assert deferred.stderr_first_line.startswith(f"4.3.0 the delivery service at {missing} is unavailable"), deferred
-    assert json.loads(run_admin("--database-url", sqlite_url, "tickets", "list", "--json").stdout) == []
+    assert desk.tickets() == []
     alone = run_deliver(*base, "--fallback", "standalone", stdin=raw)
     assert alone.returncode == 0 and alone.json["action"] == "create", alone
 
@@ -206,31 +179,6 @@ def test_service_down_gives_the_configured_fallback(
     assert off.returncode == 0, off
 
 
-def hold_lock(url: str) -> Any:
-    """Block every delivery on the database: BEGIN IMMEDIATE on SQLite, an exclusive table lock on PostgreSQL."""
-    if url.startswith("sqlite"):
-        import sqlite3
-
-        holder = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
-        return holder
-    import psycopg
-
-    holder = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
-    holder.execute("LOCK TABLE settings IN ACCESS EXCLUSIVE MODE")
-    return holder
-
-
-def spawn_client(home: Path, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, str(DELIVER), *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=child_env(home),
-    )
-
-
 def finish(client: subprocess.Popen[bytes], timeout: float = 60) -> tuple[bytes, bytes]:
     """Wait for a client whose standard input the test already wrote and closed."""
     client.wait(timeout)
@@ -239,32 +187,26 @@ def finish(client: subprocess.Popen[bytes], timeout: float = 60) -> tuple[bytes,
 
 
 def test_killed_mid_delivery_defers_and_redelivery_lands_once(
-    database_url: str, run_deliver: Any, run_admin: Any, services: list[ServiceProcess], child_home: Path
+    database_url: str, run_deliver: Any, make_desk: MakeDesk, start_service: StartService, child_home: Path
 ) -> None:
-    init(run_admin, database_url)
-    service = start(services, database_url)
+    desk = make_desk(init=True)
+    service = start_service(database_url)
     raw = (MAIL / "new_ticket.eml").read_bytes()
-    holder = hold_lock(database_url)
-    try:
-        client = spawn_client(child_home, *via_service(service, "--json"))
-        client.stdin.write(raw)  # type: ignore[union-attr]
-        client.stdin.close()  # type: ignore[union-attr]
+    with hold_lock(database_url):
+        client = start_deliver(child_home, *via_service(service, "--json"), stdin=raw)
         time.sleep(1.5)  # the service has the message and waits for the lock
         assert client.poll() is None
         service.kill()
         out, err = finish(client)
-    finally:
-        holder.rollback()
-        holder.close()
     assert client.returncode == 75, (out, err)
     assert err.decode().startswith("4.3.0 the delivery service at "), err
     assert "the message will be retried" in err.decode().splitlines()[0]
 
     # Killed while a large message (streamed, not read whole first) was still arriving: 75 as well,
     # and nothing half-received is delivered.
-    second = start(services, database_url)
+    second = start_service(database_url)
     large = raw + b"A log line that makes this message larger than what the client reads first.\n" * 5000
-    client = spawn_client(child_home, *via_service(second, "--json"))
+    client = start_deliver(child_home, *via_service(second, "--json"))
     client.stdin.write(large[: len(large) // 2])  # type: ignore[union-attr]
     client.stdin.flush()  # type: ignore[union-attr]
     time.sleep(1.0)
@@ -278,27 +220,24 @@ def test_killed_mid_delivery_defers_and_redelivery_lands_once(
     out, err = finish(client)
     assert client.returncode == 75, (out, err)
     assert err.decode().startswith("4.3.0 the delivery service at "), err
-    assert json.loads(run_admin("--database-url", database_url, "tickets", "list", "--json").stdout) == []
+    assert desk.tickets() == []
 
     # The MTA's retries land exactly once.
-    third = start(services, database_url)
+    third = start_service(database_url)
     first_retry = run_deliver(*via_service(third, "--json"), stdin=raw)
     again = run_deliver(*via_service(third, "--json"), stdin=raw)
     assert (first_retry.json["action"], again.json["action"]) == ("create", "duplicate"), (first_retry, again)
-    assert len(json.loads(run_admin("--database-url", database_url, "tickets", "list", "--json").stdout)) == 1
+    assert len(desk.tickets()) == 1
 
 
 def test_graceful_shutdown_finishes_in_flight_and_refuses_new(
-    database_url: str, run_deliver: Any, run_admin: Any, services: list[ServiceProcess], child_home: Path
+    database_url: str, run_deliver: Any, make_desk: MakeDesk, start_service: StartService, child_home: Path
 ) -> None:
-    init(run_admin, database_url)
-    service = start(services, database_url)
+    make_desk(init=True)
+    service = start_service(database_url)
     raw = (MAIL / "new_ticket.eml").read_bytes()
-    holder = hold_lock(database_url)
-    try:
-        in_flight = spawn_client(child_home, *via_service(service, "--json"))
-        in_flight.stdin.write(raw)  # type: ignore[union-attr]
-        in_flight.stdin.close()  # type: ignore[union-attr]
+    with hold_lock(database_url):
+        in_flight = start_deliver(child_home, *via_service(service, "--json"), stdin=raw)
         time.sleep(1.0)
         assert service.process is not None
         service.process.terminate()  # SIGTERM: drain
@@ -306,9 +245,6 @@ def test_graceful_shutdown_finishes_in_flight_and_refuses_new(
         assert service.process.poll() is None, "the service must wait for the message in flight"
         refused = run_deliver(*via_service(service), stdin=raw.replace(b"new-ticket-1@", b"new-ticket-2@"))
         assert refused.returncode == 75 and "unavailable" in refused.stderr_first_line, refused
-    finally:
-        holder.rollback()
-        holder.close()
     out, err = finish(in_flight)
     assert in_flight.returncode == 0 and json.loads(out)["action"] == "create", (out, err)
     assert service.process.wait(60) == 0, service.log_text()
@@ -316,19 +252,23 @@ def test_graceful_shutdown_finishes_in_flight_and_refuses_new(
 
 
 def test_twenty_concurrent_clients_land_exactly_once(
-    database_url: str, run_admin: Any, services: list[ServiceProcess], child_home: Path
+    database_url: str, make_desk: MakeDesk, start_service: StartService, child_home: Path
 ) -> None:
-    init(run_admin, database_url)
-    service = start(services, database_url, workers=2, threads=3)
-    first = spawn_client(child_home, *via_service(service, "--json"))
-    out, _ = first.communicate(mail("alice@example.com", "Shared printer", "t1@x"), timeout=60)
+    desk = make_desk(init=True)
+    service = start_service(database_url, workers=2, threads=3)
+    first = start_deliver(child_home, *via_service(service, "--json"))
+    opening = mail("Shared printer", "hello\n", sender="alice@example.com", message_id="t1@x")
+    out, _ = first.communicate(opening, timeout=60)
     assert json.loads(out)["ticket"] == 1
-    messages = [mail(f"user{i}@example.com", f"Problem {i}", f"new{i}@x") for i in range(10)]
+    messages = [
+        mail(f"Problem {i}", "hello\n", sender=f"user{i}@example.com", message_id=f"new{i}@x") for i in range(10)
+    ]
     messages += [
-        mail("alice@example.com", "Re: Shared printer [Ticket #1]", f"re{i}@x", f"reply {i}") for i in range(10)
+        mail("Re: Shared printer [Ticket #1]", f"reply {i}\n", sender="alice@example.com", message_id=f"re{i}@x")
+        for i in range(10)
     ]
     for round_ in ("first", "again"):
-        clients = [(spawn_client(child_home, *via_service(service, "--json")), raw) for raw in messages]
+        clients = [(start_deliver(child_home, *via_service(service, "--json")), raw) for raw in messages]
         results = []
         for client, raw in clients:
             out, err = client.communicate(raw, timeout=120)
@@ -336,20 +276,20 @@ def test_twenty_concurrent_clients_land_exactly_once(
             results.append(json.loads(out)["action"])
         expected = ["create"] * 10 + ["update"] * 10 if round_ == "first" else ["duplicate"] * 20
         assert results == expected
-    tickets = json.loads(run_admin("--database-url", database_url, "tickets", "list", "--json").stdout)
+    tickets = desk.tickets()
     assert len(tickets) == 11
-    shown = json.loads(run_admin("--database-url", database_url, "ticket", "show", "1", "--json").stdout)
+    shown = desk.ticket(1)
     assert sorted(c["body"] for c in shown["comments"]) == sorted(f"reply {i}" for i in range(10))
-    rows = json.loads(run_admin("--database-url", database_url, "messages", "list", "--json").stdout)
+    rows = desk.messages()
     assert sorted(row["action"] for row in rows).count("duplicate") == 20 and len(rows) == 41
     assert service.stop() == 0
 
 
 def test_lmtp_reaches_the_same_service(
-    database_url: str, run_deliver: Any, run_admin: Any, services: list[ServiceProcess]
+    database_url: str, run_deliver: Any, make_desk: MakeDesk, start_service: StartService
 ) -> None:
-    init(run_admin, database_url)
-    service = start(services, database_url)
+    make_desk(init=True)
+    service = start_service(database_url)
     with LmtpClient.unix(str(service.lmtp_socket)) as lmtp:
         [(code, text)] = lmtp.send((MAIL / "new_ticket.eml").read_bytes(), "alice@example.com", [HELPDESK])
     assert (code, text) == (250, f"2.0.0 <{HELPDESK}> create ticket #1")
@@ -359,38 +299,34 @@ def test_lmtp_reaches_the_same_service(
 
 
 def test_delivery_timeout_has_the_same_effect_as_in_the_pipe(
-    database_url: str, run_deliver: Any, run_admin: Any, services: list[ServiceProcess], tmp_path: Path
+    database_url: str, run_deliver: Any, make_desk: MakeDesk, start_service: StartService, tmp_path: Path
 ) -> None:
     """The pipe's budget is SIGALRM; the service's is a per-message deadline: same rollback, same answer."""
-    init(run_admin, database_url)
+    desk = make_desk(init=True)
     config = tmp_path / "config.toml"
     config.write_text("delivery_timeout = 0.5\n")  # database lock waits stop at 1 s: the budget ends first
-    service = start(services, database_url, config=config)
+    service = start_service(database_url, config=config)
     raw = (MAIL / "new_ticket.eml").read_bytes()
     args = ("--config", str(config), "--json")
-    holder = hold_lock(database_url)
-    try:
+    with hold_lock(database_url):
         alone = run_deliver("--database-url", database_url, *args, stdin=raw)
         served = run_deliver(*via_service(service, *args), stdin=raw)
-    finally:
-        holder.rollback()
-        holder.close()
     expected = "4.3.0 delivery took longer than delivery_timeout (0.5 s); rolled back"
     assert (alone.returncode, alone.stderr_first_line) == (75, expected), alone
     assert (served.returncode, served.stdout, served.stderr) == (alone.returncode, alone.stdout, alone.stderr)
-    assert json.loads(run_admin("--database-url", database_url, "messages", "list", "--json").stdout) == []
+    assert desk.messages() == []
 
 
-def test_deadline_interrupts_a_running_statement(database_url: str, run_admin: Any) -> None:
+def test_deadline_interrupts_a_running_statement(database_url: str, make_desk: MakeDesk) -> None:
     """Past the deadline the running statement is cancelled (PostgreSQL) or interrupted (SQLite)."""
     import threading
 
     from sqlalchemy import text
 
-    from email2ticket.cli.deliver import DeliveryTimeout
+    from email2ticket.exits import DeliveryTimeout
     from email2ticket.service.worker import Deadline, ServiceStore, _current
 
-    init(run_admin, database_url)
+    make_desk(init=True)
     store = ServiceStore(database_url, lock_timeout=60, pool_size=1)
     count_far = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000)"
     slow = "SELECT pg_sleep(30)" if database_url.startswith("postgresql") else f"{count_far} SELECT count(*) FROM c"
@@ -414,7 +350,7 @@ def test_deadline_interrupts_a_running_statement(database_url: str, run_admin: A
 
 
 def test_the_thin_client_imports_next_to_nothing(
-    sqlite_url: str, run_admin: Any, services: list[ServiceProcess], child_home: Path
+    sqlite_url: str, start_service: StartService, child_home: Path
 ) -> None:
     """With the service up, the pipe command loads only C modules beyond what `python -IS` itself loads."""
 
@@ -429,7 +365,7 @@ def test_the_thin_client_imports_next_to_nothing(
         lines = result.stderr.decode().splitlines()
         return {line.rpartition("|")[2].strip() for line in lines if line.startswith("import time:")}
 
-    service = start(services, sqlite_url)
+    service = start_service(sqlite_url)
     baseline = imported("-c", "import sys; sys.stdin.buffer.read()")
     client = imported(str(DELIVER), *via_service(service), stdin=(MAIL / "new_ticket.eml").read_bytes())
     assert client - baseline == {"email2ticket", "email2ticket.service.client", "__future__", "_socket"}
@@ -437,11 +373,11 @@ def test_the_thin_client_imports_next_to_nothing(
 
 @pytest.mark.parametrize("size", ["small", "large"])
 def test_a_refused_message_is_delivered_standalone_whole(
-    sqlite_url: str, run_deliver: Any, run_admin: Any, services: list[ServiceProcess], tmp_path: Path, size: str
+    sqlite_url: str, run_deliver: Any, run_admin: Any, start_service: StartService, tmp_path: Path, size: str
 ) -> None:
     """The service refuses a command line naming another database; the client, which has already read
     (all or the start of) the message, hands all of it to the standalone delivery."""
-    service = start(services, sqlite_url)
+    service = start_service(sqlite_url)
     other = f"sqlite:///{tmp_path}/other.db"
     raw = (MAIL / "new_ticket.eml").read_bytes()
     if size == "large":  # beyond what the client reads before connecting

@@ -18,7 +18,7 @@ from types import FrameType
 from typing import BinaryIO
 
 from ..config.load import load_config
-from ..exits import ConfigurationError, DataError, DeliveryError, DeliveryTimeout
+from ..exits import ConfigurationError, DataError, DeadlineExceeded, DeliveryError, DeliveryTimeout
 from ..mail.envelope import envelope_from
 from .common import ArgumentError, Parser, report_crash, report_failure
 
@@ -62,15 +62,24 @@ def read_message(stream: BinaryIO, limit: int) -> bytes:
 
 @contextmanager
 def time_budget(seconds: float) -> Iterator[None]:
-    """Abort the delivery past `seconds`: rolling back and deferring beats the MTA killing us."""
+    """Abort the delivery past `seconds`: rolling back and deferring beats the MTA killing us.
+
+    SIGALRM interrupts the main thread: work on the message itself gets exits.DeadlineExceeded (which
+    nothing may swallow, and which counts against the message), a wait on the database a DeliveryTimeout.
+    Should a C call hold the thread past the alarm, the watchdog exits 75 shortly after (delivery/deadline.py).
+    """
+    from ..delivery.deadline import Watchdog, working_on_message
 
     def _expired(_signum: int, _frame: FrameType | None) -> None:
+        if working_on_message():
+            raise DeadlineExceeded
         raise DeliveryTimeout(f"delivery took longer than delivery_timeout ({seconds:g} s); rolled back")
 
     previous = signal.signal(signal.SIGALRM, _expired)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        yield
+        with Watchdog(seconds):
+            yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from .model import (
     SYSTEM_CONFIG,
     Config,
     DnsConfig,
+    Limits,
     LoggingConfig,
     NotificationsConfig,
     ServiceConfig,
@@ -68,12 +69,13 @@ def parse_config_file(path: Path) -> Config:
 def config_from_mapping(data: dict[str, Any], *, source: str | None = None) -> Config:
     """Validate a parsed TOML document into a Config; unknown keys and wrong types are errors."""
     known = {"database_url", "max_message_bytes", "delivery_timeout", "max_attempts"}
-    known |= {"logging", "dns", "service", "notifications"}
+    known |= {"logging", "dns", "service", "notifications", "limits"}
     _refuse_unknown(data, known, "")
     logging = _logging_from_mapping(data.get("logging", {}))
     dns = _dns_from_mapping(data.get("dns", {}))
     service = _service_from_mapping(data.get("service", {}))
     notifications = _notifications_from_mapping(data.get("notifications", {}))
+    limits = _limits_from_mapping(data.get("limits", {}))
     url = data.get("database_url")
     if url is not None and (not isinstance(url, str) or not url.strip()):
         raise ConfigurationError("database_url must be a non-empty string")
@@ -95,8 +97,20 @@ def config_from_mapping(data: dict[str, Any], *, source: str | None = None) -> C
         dns=dns,
         service=service,
         notifications=notifications,
+        limits=limits,
         source=source,
     )
+
+
+def _limits_from_mapping(data: Any) -> Limits:
+    if not isinstance(data, dict):
+        raise ConfigurationError("[limits] must be a table")
+    names = {f.name for f in fields(Limits)}
+    _refuse_unknown(data, names, "limits.")
+    for name, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"limits.{name} must be a positive integer")
+    return Limits(**data)
 
 
 def _logging_from_mapping(data: Any) -> LoggingConfig:

@@ -124,6 +124,21 @@ class NotificationsConfig:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """The structural limits of one message ([limits]): what the parser may be asked to build (mail/limits.py).
+
+    A message over any of them is held for the admin, never turned into a ticket or bounced.
+    """
+
+    max_mime_parts: int = 1000
+    max_mime_depth: int = 50
+    max_header_count: int = 1000
+    max_header_bytes: int = 1 << 20
+    max_addresses_per_header: int = 1000
+    max_attachments: int = 500
+
+
+@dataclass(frozen=True)
 class Config:
     """Validated infrastructure settings; see examples/config.toml for each key's meaning."""
 
@@ -135,6 +150,7 @@ class Config:
     dns: DnsConfig = field(default_factory=DnsConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
+    limits: Limits = field(default_factory=Limits)
     source: str | None = None  # the file this came from, for error messages and `doctor`
 
     def resolved_database_url(self) -> str:

@@ -56,11 +56,15 @@ def is_poison_suspect(exc: BaseException) -> bool:
 
 
 def count_failure(
-    raw: bytes, envelope: Envelope, store: DeliveryStore, error: Exception, max_attempts: int
+    raw: bytes, envelope: Envelope, store: DeliveryStore, error: Exception, max_attempts: int, *, parse: bool = True
 ) -> Outcome:
     """Record a failed attempt in a fresh transaction and raise the 75; at max_attempts, return the
-    quarantine outcome (exit 0) instead. A failure to record is a plain retry (the error, 75)."""
+    quarantine outcome (exit 0) instead. A failure to record is a plain retry (the error, 75).
+
+    Without `parse` (the message already ran out of time once) it is recognised by its bytes alone."""
     try:
+        if not parse:
+            raise ValueError("not parsed again")
         message = parse_message(raw)
         keys, sender = message_keys(message, raw), identify_sender(message, envelope).address
     except Exception:  # the error came from parsing itself: recognise the message by its bytes

@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING
 
 from ..auth.verdict import AuthPolicy
 from ..auth.verify import offline_verdict, verify_sender
-from ..config.model import DnsConfig
+from ..config.model import DnsConfig, Limits
 from ..config.rule_settings import RuleSettings
 from ..exits import DataError, TemporaryFailure
 from ..mail.envelope import Envelope
 from ..mail.message import ParsedMessage, parse_message
 from ..mail.subject import find_ticket_reference
 from ..rules.chain import decide, identify_sender
-from ..rules.decision import Context, ReferenceSource
+from ..rules.decision import Context, Decision, ReferenceSource, RuleResult
 from ..signals.classify import Classification, classify
+from .deadline import message_work
 from .outcome import MailIdentity, Outcome, Redelivery
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class Options:
     """How a delivery runs, beyond the message: set by the delivery layer from the configuration."""
 
     max_message_bytes: int
+    limits: Limits = field(default_factory=Limits)  # what the parser may be asked to build (mail/limits.py)
     dry_run: bool = False
     dns: DnsConfig = field(default_factory=DnsConfig)  # where sender verification asks for DKIM keys
     identity: MailIdentity = field(default_factory=MailIdentity)  # recognises our own mail and tokens
@@ -95,7 +97,8 @@ def deliver(raw: bytes, envelope: Envelope, store: DeliveryStore, options: Optio
     from sqlalchemy.exc import IntegrityError
 
     check_size(raw, options.max_message_bytes)
-    message = parse_message(raw)
+    with message_work():  # the deadline may interrupt parsing, and counts it against the message
+        message = parse_message(raw, options.limits)
     redelivery = options.redelivery
     ctx = Context(
         message=message,
@@ -142,6 +145,15 @@ def ticket_reference(
     return None, None
 
 
+def with_envelope_notes(decision: Decision, envelope: Envelope) -> Decision:
+    """What was wrong with the envelope's bytes (mail/envelope.py) leads the record, so the audit trail and
+    `--json` say what the MTA really handed over, not only what we read it as."""
+    if not envelope.notes:
+        return decision
+    notes = tuple(RuleResult("envelope", True, note) for note in envelope.notes)
+    return replace(decision, results=notes + decision.results)
+
+
 def _deliver_once(
     ctx: Context, raw: bytes, keys: MessageKeys, store: DeliveryStore, options: Options
 ) -> Outcome | VerifyFirst:
@@ -173,14 +185,17 @@ def _deliver_once(
             separators=separators,
             notifications=ctx.outbound.enabled,
         )
-        decision = decide(ctx, facts)
+        with message_work():  # deciding cuts the reply: interruptible like parsing
+            decision = decide(ctx, facts)
         policy = AuthPolicy.from_settings(settings)
         if decision.auth_needed and (ctx.auth is None or ctx.auth.policy != policy):
             verdict = offline_verdict(ctx.message, policy)  # the headers alone: no DNS, no dkimpy
             if verdict is None:
                 return VerifyFirst(policy)  # nothing was written; leaving the block ends an empty transaction
             ctx = replace(ctx, auth=verdict)
-            decision = decide(ctx, facts)
+            with message_work():
+                decision = decide(ctx, facts)
+        decision = with_envelope_notes(decision, ctx.envelope)
         if decision.action == "defer" and not dry_run:
             # A DNS temperror decided the outcome: roll back and let the MTA retry.
             raise TemporaryFailure(decision.status_reason, status="4.4.3")

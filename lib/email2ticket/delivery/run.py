@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..exits import DeliveryError, ExitCode
+from ..exits import DeadlineExceeded, DeliveryError, DeliveryTimeout, ExitCode
 from ..mail.envelope import Envelope
 from .outcome import MailIdentity, Outcome, Redelivery
 
@@ -91,6 +91,7 @@ def deliver_message(
         raw = source() if callable(source) else source
         options = Options(
             max_message_bytes=config.max_message_bytes,
+            limits=config.limits,
             dry_run=dry_run,
             dns=config.dns,
             identity=mail_identity(config),
@@ -98,6 +99,15 @@ def deliver_message(
         )
         try:
             outcome = deliver(raw, envelope, store, options)
+        except DeadlineExceeded:
+            # Out of time while working on the message itself: the message, not the system, is the cost.
+            timeout = DeliveryTimeout(
+                f"delivery took longer than delivery_timeout ({config.delivery_timeout:g} s) while working on the "
+                "message; rolled back"
+            )
+            if not count:
+                raise timeout from None
+            outcome = count_failure(raw, envelope, store, timeout, config.max_attempts, parse=False)
         except Exception as exc:
             if not count or not is_poison_suspect(exc):
                 raise

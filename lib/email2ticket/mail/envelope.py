@@ -7,6 +7,11 @@ Postfix's local(8) does for a .forward pipe. Arguments win, then the environment
 "No envelope sender given" (None) and "the null sender" ("") are different facts: the null sender
 `<>` is what bounces and auto-replies carry, and later classification depends on it. Postfix passes
 it as MAILER-DAEMON unless master.cf sets `null_sender=`, so that spelling is folded into "".
+
+The MTA hands envelope data over as bytes, and nothing guarantees they are UTF-8 (`--sender $'caf\xe9@...'`,
+an 8-bit `MAIL FROM` over LMTP). Python keeps such bytes as surrogate escapes, which no database column and
+no log line can hold; so they are decoded here the way undeclared 8-bit bytes in a header are (UTF-8, else
+cp1252: mail/mime/text.py), and the envelope carries a note saying so, which the audit record keeps.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 NULL_SENDER_SPELLINGS = frozenset({"", "<>", "mailer-daemon"})
+_ESCAPED_BYTES = range(0xDC80, 0xDD00)  # how Python's surrogateescape keeps a byte that is not UTF-8
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,7 @@ class Envelope:
     sender: str | None = None  # None: not given; "": the null sender <>
     recipient: str | None = None
     queue_id: str | None = None
+    notes: tuple[str, ...] = ()  # what was wrong with the bytes the MTA handed over, and what we made of it
 
     @property
     def is_null_sender(self) -> bool:
@@ -44,13 +51,32 @@ def envelope_from(
     queue_id: str | None,
     environ: Mapping[str, str],
 ) -> Envelope:
-    """Arguments first, then SENDER/RECIPIENT from the environment (Exim, local(8))."""
+    """Arguments first, then SENDER/RECIPIENT from the environment (Exim, local(8)); bytes that are not UTF-8
+    are decoded (see the module's docstring), never passed on as surrogates."""
     if sender is None:
         sender = environ.get("SENDER")
     if recipient is None:
         recipient = environ.get("RECIPIENT") or environ.get("ORIGINAL_RECIPIENT")
+    notes: list[str] = []
+    sender, recipient, queue_id = (
+        _decoded(value, what, notes)
+        for value, what in ((sender, "sender"), (recipient, "recipient"), (queue_id, "queue id"))
+    )
     return Envelope(
         sender=normalise_envelope_sender(sender),
         recipient=recipient.strip().lower() if recipient and recipient.strip() else None,
         queue_id=queue_id or None,
+        notes=tuple(notes),
     )
+
+
+def _decoded(value: str | None, what: str, notes: list[str]) -> str | None:
+    """`value` with its surrogate-escaped bytes decoded like a header's, and a note naming those bytes."""
+    if value is None or value.isascii() or not any(ord(char) in _ESCAPED_BYTES for char in value):
+        return value  # the usual case costs no import
+    from .mime.text import clean
+
+    escaped = "".join(f"\\x{ord(char) - 0xDC00:02x}" for char in value if ord(char) in _ESCAPED_BYTES)
+    text = clean(value)
+    notes.append(f"the envelope {what} has bytes that are not UTF-8 ({escaped}): read as {text!r}")
+    return text

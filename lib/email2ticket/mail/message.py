@@ -18,10 +18,12 @@ a message has HTML but no text/plain body.
 
 import email.utils
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import Message
 
+from ..config.model import Limits
 from ..errors import describe_error
+from .limits import DEFAULT_LIMITS, bounded, scan
 from .mime.body import body_text, charset_hint, is_inline, message_bytes, part_bytes
 from .mime.digest import body_digest, body_offset
 from .mime.filenames import fallback_name, safe_filename
@@ -36,6 +38,7 @@ from .mime.headers import (
     part_param,
     raw_items,
 )
+from .mime.html_text import html_to_text
 from .mime.notes import Notes
 from .mime.text import UNICODE_CODECS, clean, guess_decode, python_codec
 from .mime.tree import MAX_DEPTH, TREE_BUILDERS, Node, parse_compat, repair_header_block, walk
@@ -74,12 +77,23 @@ class ParsedMessage:
     in_reply_to: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
-    text: str = ""
+    body: str | None = field(default="", repr=False)  # the text body; None: `html` is, converted on first use
     html: str | None = None  # the text/html body (the source of `text`, or its alternative), for reply cutting
-    html_converted: bool = False  # `text` was converted from `html`: the message had no usable text/plain
+    html_converted: bool = False  # `text` is converted from `html`: the message had no usable text/plain
     attachments: tuple[Attachment, ...] = ()
     body_digest: str = hashlib.sha256(b"").hexdigest()
     defects: tuple[str, ...] = ()
+    over_limits: tuple[str, ...] = ()  # the structural limits the message broke (mail/limits.py), one sentence each
+
+    @property
+    def text(self) -> str:
+        """The body as text. An HTML-only body is converted on first use and kept: a reply needs only the part
+        above its quote container (reply/html.py), a new ticket all of it."""
+        if self.body is None:
+            converted = clean(html_to_text(self.html or "", Notes()))
+            object.__setattr__(self, "body", converted)  # a cache: the value is what it always would be
+            return converted
+        return self.body
 
     def header(self, name: str) -> str | None:
         """First value of the header field `name` (case-insensitive), None when absent."""
@@ -96,21 +110,26 @@ class ParsedMessage:
 # Public functions
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
-    """Parse raw RFC 5322 message bytes.  Never raises: problems are reported in `defects`."""
+def parse_message(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> ParsedMessage:
+    """Parse raw RFC 5322 message bytes, within `limits`.  Never raises: problems are reported in `defects`,
+    broken limits in `over_limits` (what lies beyond them is not parsed).
+
+    Only a deadline (exits.DeadlineExceeded, a BaseException) gets through: no fallback may swallow it.
+    """
     notes = Notes()
     try:
-        data = repair_header_block(bytes(raw), notes)
+        found = scan(bytes(raw), limits)
+        data = repair_header_block(bounded(bytes(raw), found, limits), notes)
         too_deep = False
         for label, build in TREE_BUILDERS:
             if too_deep and build is parse_compat:
                 continue  # it would recurse just as deep
             try:
-                return _extract(build(data), data, notes)
+                return _extract(build(data), data, notes, limits, found.breaches)
             except Exception as exc:  # a stdlib failure: retry with the next, more defensive tree builder
                 notes.add(f"{label} failed: {describe_error(exc)}")
                 too_deep = too_deep or isinstance(exc, RecursionError)
-        return _last_resort(data, notes)
+        return _last_resort(data, notes, found.breaches)
     except Exception as exc:  # even the last resort failed (e.g. MemoryError, non-bytes input)
         notes.add(f"message could not be parsed: {describe_error(exc)}")
         return ParsedMessage(defects=notes.freeze())
@@ -133,11 +152,17 @@ def normalise_address(text: str) -> str | None:
 # Extraction
 
 
-def _extract(root: Message, raw: bytes, notes: Notes) -> ParsedMessage:
-    nodes = walk(root, notes)
+def _extract(root: Message, raw: bytes, notes: Notes, limits: Limits, breaches: tuple[str, ...]) -> ParsedMessage:
+    nodes, pruned = walk(root, notes, limits.max_mime_depth)
+    depth_breach = f"max_mime_depth: MIME parts nested deeper than {limits.max_mime_depth} levels"
+    if pruned and depth_breach not in breaches:
+        breaches += (depth_breach,)
     hint = charset_hint(nodes)
     body = body_text(nodes[0], notes)
     leaves = [node for node in nodes if node.is_leaf and node not in body.nodes]
+    if len(leaves) > limits.max_attachments:
+        breaches += (f"max_attachments: {len(leaves)} attachments (limit {limits.max_attachments})",)
+        leaves = leaves[: limits.max_attachments]
     attachments = tuple(_attachment(node, notes, hint) for node in leaves)
     for node in nodes:
         for defect in node.part.defects:
@@ -153,20 +178,21 @@ def _extract(root: Message, raw: bytes, notes: Notes) -> ParsedMessage:
         in_reply_to=msg_ids(raw_headers, "in-reply-to"),
         references=msg_ids(raw_headers, "references"),
         headers=headers,
-        text=body.text,
+        body=body.text,
         html=body.html,
         html_converted=body.from_html,
         attachments=attachments,
         body_digest=body_digest(raw),
         defects=notes.freeze(),
+        over_limits=breaches,
     )
 
 
-def _last_resort(raw: bytes, notes: Notes) -> ParsedMessage:
+def _last_resort(raw: bytes, notes: Notes, breaches: tuple[str, ...]) -> ParsedMessage:
     """Every tree builder failed: keep the digest and the body bytes as text, so nothing is lost silently."""
     body = raw[body_offset(raw) :]
     text = clean(guess_decode(body))
-    return ParsedMessage(text=text, body_digest=body_digest(raw), defects=notes.freeze())
+    return ParsedMessage(body=text, body_digest=body_digest(raw), defects=notes.freeze(), over_limits=breaches)
 
 
 def _attachment(node: Node, notes: Notes, hint: str | None) -> Attachment:

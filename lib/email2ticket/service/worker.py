@@ -26,10 +26,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..delivery.answer import Answer, answer
-from ..delivery.run import Result, deliver_message, has_notifications, log_result, notify
+from ..delivery.deadline import interrupt
+from ..delivery.run import Result, deliver_message, has_notifications, log_result
 from ..exits import DeliveryError, DeliveryTimeout
 from ..mail.envelope import Envelope
 from ..store.delivery import DeliveryStore, DeliveryTransaction
+from .sender import Sender
 
 if TYPE_CHECKING:
 
@@ -49,6 +51,7 @@ class Deadline:
         self._lock = threading.Lock()
         self._expired = False
         self._connection: Any = None  # the DBAPI connection of the running transaction
+        self.thread: int | None = None  # the worker thread running the delivery, once it started
 
     @property
     def expired(self) -> bool:
@@ -62,12 +65,20 @@ class Deadline:
             raise self.error()
 
     def expire(self) -> None:
-        """Called by the event loop when the time is up: mark it, and interrupt the database."""
-        with self._lock:
+        """Called by the event loop when the time is up: mark it, and interrupt the database, or the work on
+        the message itself (delivery/deadline.py: parsing, cutting the reply) in the thread running it."""
+        with self._lock:  # held while interrupting: the thread cannot leave this delivery meanwhile (release)
             self._expired = True
             connection = self._connection
+            if self.thread is not None and interrupt(self.thread):
+                return
         if connection is not None:
             _interrupt(connection)
+
+    def release(self) -> None:
+        """The delivery is over: its thread may go on to the next message, out of this deadline's reach."""
+        with self._lock:
+            self.thread = None
 
     @contextlib.contextmanager
     def watching(self, connection: Any) -> Iterator[None]:
@@ -125,6 +136,7 @@ class Deliverer:
         threads = config.service.threads
         self.store = ServiceStore(config.resolved_database_url(), lock_timeout=config.lock_timeout, pool_size=threads)
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="delivery")
+        self.sender = Sender(config)  # outgoing mail has threads and connections of its own (service/sender.py)
 
     async def deliver(
         self, raw: bytes, envelope: Envelope, *, dry_run: bool = False, want_json: bool = False
@@ -146,25 +158,28 @@ class Deliverer:
     def _work(self, deadline: Deadline, raw: bytes, envelope: Envelope, dry_run: bool, want_json: bool) -> Answer:
         """In a worker thread: the delivery layer, with this thread's Deadline instead of the pipe's SIGALRM."""
         _current.deadline = deadline
+        deadline.thread = threading.get_ident()
         try:
             deadline.check()  # it may have waited for a free thread for all its time
             result = deliver_message(raw, envelope, self.store, self.config, dry_run=dry_run)
         except DeliveryError as exc:
             result = Result(envelope, error=exc, dry_run=dry_run)
         finally:
+            deadline.release()
             _current.deadline = None
         reply = answer(result, want_json=want_json)
         if result.crash is not None:
             sys.stderr.write(reply.stderr)  # the traceback belongs in the service's log too
         log_result(result, self.config)
         if has_notifications(result):
-            # Committed: the MTA gets its answer now, and the notifications go out on the next free thread.
-            # Stopping the service before then leaves them pending, for the next delivery to retry.
-            self.executor.submit(notify, result, self.store, self.config)
+            # Committed: the MTA gets its answer now, and the notifications go out on a sender thread, never
+            # on this one. Stopping the service before then leaves them pending, for a later retry.
+            self.sender.submit(result)
         return reply
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.sender.close()
         self.store.dispose()
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from ...errors import describe_error
 from .headers import COMPAT, first_raw, part_param, raw_items
-from .html_text import html_to_text
 from .notes import Notes
 from .text import EIGHT_BIT_SIBLINGS, UNICODE_CODECS, clean, decode_text, python_codec
 from .tree import Node
@@ -42,7 +41,7 @@ def charset_hint(nodes: list[Node]) -> str | None:
 class Body:
     """The message text, the HTML it was converted from or sent beside, and the parts that make up the body."""
 
-    text: str
+    text: str | None  # None: the HTML is the body, converted only when its text is asked for (html_text)
     html: str | None
     from_html: bool
     nodes: frozenset[Node]
@@ -68,12 +67,12 @@ def body_text(top: Node, notes: Notes) -> Body:
             chosen.add(html)
     alternatives = _alternatives_of(body)
     if is_html:
-        source: str | None = clean(text)
-        text = html_to_text(text, notes)
-    else:
-        html_part = _first_html(alternatives)
-        source = clean(part_text(html_part, notes)) if html_part is not None else None
-    return Body(clean(text), source, is_html, frozenset(chosen | alternatives))
+        # Converting a large HTML body costs seconds; a reply is cut at its quote container first
+        # (reply/html.py) and only what is kept is converted, so the conversion waits until asked for.
+        return Body(None, clean(text), True, frozenset(chosen | alternatives))
+    html_part = _first_html(alternatives)
+    source = clean(part_text(html_part, notes)) if html_part is not None else None
+    return Body(clean(text), source, False, frozenset(chosen | alternatives))
 
 
 def _first_html(nodes: set[Node]) -> Node | None:

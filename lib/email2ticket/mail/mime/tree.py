@@ -140,9 +140,11 @@ def part_location(path: str) -> str:
     return f"part {path}" if path else "message"
 
 
-def walk(root: Message, notes: Notes) -> list[Node]:
-    """All parts down to MAX_DEPTH in document order, iteratively (no RecursionError on deep trees)."""
+def walk(root: Message, notes: Notes, max_depth: int = MAX_DEPTH) -> tuple[list[Node], bool]:
+    """All parts down to `max_depth` in document order, iteratively (no RecursionError on deep trees), and
+    whether anything deeper was left out."""
     order: list[Node] = []
+    pruned = False
     stack = [_make_node(root, None, "", notes)]
     while stack:
         node = stack.pop()
@@ -150,15 +152,15 @@ def walk(root: Message, notes: Notes) -> list[Node]:
         subparts = _subparts(node)
         if not subparts:
             continue
-        if node.depth >= MAX_DEPTH:
-            node.pruned = True
-            notes.add(f"MIME parts nested deeper than {MAX_DEPTH} levels were ignored")
+        if node.depth >= max_depth:
+            node.pruned = pruned = True
+            notes.add(f"MIME parts nested deeper than {max_depth} levels were ignored")
             continue
         node.children = [
             _make_node(sub, node, f"{node.path}.{i}".lstrip("."), notes) for i, sub in enumerate(subparts, 1)
         ]
         stack.extend(reversed(node.children))
-    return order
+    return order, pruned
 
 
 def _make_node(part: Message, parent: Node | None, path: str, notes: Notes) -> Node:
