@@ -31,6 +31,9 @@ class Envelope:
     recipient: str | None = None
     queue_id: str | None = None
     notes: tuple[str, ...] = ()  # what was wrong with the bytes the MTA handed over, and what we made of it
+    # Came over LMTP on loopback TCP, where every local user can connect: nothing proves our MTA wrote its
+    # headers, so its Authentication-Results are not honoured (service/lmtp.py sets it).
+    loopback_tcp: bool = False
 
     @property
     def is_null_sender(self) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -32,7 +33,7 @@ _ADDRESS_FIELD = re.compile(
 )
 _FIELD_START = re.compile(rb"^[^ \t\r\n]", re.MULTILINE)
 _BOUNDARY = re.compile(rb'boundary[ \t]*=[ \t]*"?([^"\r\n;]{1,200})', re.IGNORECASE)
-_DELIMITER = re.compile(rb"^--([^\r\n]{1,202})", re.MULTILINE)
+_WINDOW, _OVERLAP = 1 << 20, 256  # declarations are searched window by window; a match may straddle two
 
 
 @dataclass(frozen=True)
@@ -102,13 +103,13 @@ def _structure(raw: bytes, end: int, limits: Limits) -> tuple[str | None, int | 
     delimiter line of an open multipart begins its next part and closes everything opened inside the
     previous one. The pass stops at the first limit broken, so millions of parts cost what a thousand do.
     """
-    declarations = ((m.start(), 0, m.group(1).strip()) for m in _BOUNDARY.finditer(raw))
-    delimiters = ((m.start(), 1, m.group(1).rstrip()) for m in _DELIMITER.finditer(raw, end))
+    found_declarations = declarations(raw)
+    delimiters = _delimiters(raw, end)
     known: set[bytes] = set()
     open_: list[bytes] = []
     parts = 0
     part_start = end  # where the part that holds the current position begins: a cut drops all of it
-    for position, kind, token in heapq.merge(declarations, delimiters):
+    for position, kind, token in heapq.merge(found_declarations, delimiters):
         if kind == 0:
             known.add(token)
             open_.append(token)
@@ -131,6 +132,33 @@ def _structure(raw: bytes, end: int, limits: Limits) -> tuple[str | None, int | 
         if parts > limits.max_mime_parts:
             return f"max_mime_parts: more than {limits.max_mime_parts} MIME parts", position
     return None, None
+
+
+def declarations(raw: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """(offset, 0, boundary) of every `boundary=` parameter, in any letter case, in order.
+
+    Searched window by window in a lower-cased copy (a regular expression ignoring case is ten times
+    slower over a 45 MB body), then read from the original bytes: a boundary's own case matters.
+    """
+    for start in range(0, len(raw), _WINDOW):
+        window = raw[start : start + _WINDOW + _OVERLAP].lower()
+        found = window.find(b"boundary")
+        while found != -1 and found < _WINDOW:
+            match = _BOUNDARY.match(raw, start + found)
+            if match:
+                yield match.start(), 0, match.group(1).strip()
+            found = window.find(b"boundary", found + 8)
+
+
+def _delimiters(raw: bytes, end: int) -> Iterator[tuple[int, int, bytes]]:
+    """(offset, 1, text after the dashes) of every line of the body that starts with `--`, in order."""
+    found = raw.find(b"\n--", max(0, end - 1))
+    while found != -1:
+        start = found + 1
+        line_end = raw.find(b"\n", start, start + 205)
+        token = raw[start + 2 : line_end if line_end != -1 else start + 205]
+        yield start, 1, token.rstrip()
+        found = raw.find(b"\n--", start)
 
 
 def _bounded_headers(head: bytes, limits: Limits) -> bytes:

@@ -23,6 +23,7 @@ from email.message import Message
 
 from ..config.model import Limits
 from ..errors import describe_error
+from .lift import Lifted
 from .limits import DEFAULT_LIMITS, bounded, scan
 from .mime.body import body_text, charset_hint, is_inline, message_bytes, part_bytes
 from .mime.digest import body_digest, body_offset
@@ -120,12 +121,15 @@ def parse_message(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> ParsedMessage:
     try:
         found = scan(bytes(raw), limits)
         data = repair_header_block(bounded(bytes(raw), found, limits), notes)
+        lifted = Lifted(data)  # large bodies stay out of the parser (mail/lift.py)
         too_deep = False
         for label, build in TREE_BUILDERS:
             if too_deep and build is parse_compat:
                 continue  # it would recurse just as deep
             try:
-                return _extract(build(data), data, notes, limits, found.breaches)
+                root = build(lifted.skeleton)
+                lifted.restore(root)
+                return _extract(root, data, notes, limits, found.breaches, lifted)
             except Exception as exc:  # a stdlib failure: retry with the next, more defensive tree builder
                 notes.add(f"{label} failed: {describe_error(exc)}")
                 too_deep = too_deep or isinstance(exc, RecursionError)
@@ -152,18 +156,20 @@ def normalise_address(text: str) -> str | None:
 # Extraction
 
 
-def _extract(root: Message, raw: bytes, notes: Notes, limits: Limits, breaches: tuple[str, ...]) -> ParsedMessage:
+def _extract(
+    root: Message, raw: bytes, notes: Notes, limits: Limits, breaches: tuple[str, ...], lifted: Lifted
+) -> ParsedMessage:
     nodes, pruned = walk(root, notes, limits.max_mime_depth)
     depth_breach = f"max_mime_depth: MIME parts nested deeper than {limits.max_mime_depth} levels"
     if pruned and depth_breach not in breaches:
         breaches += (depth_breach,)
     hint = charset_hint(nodes)
-    body = body_text(nodes[0], notes)
+    body = body_text(nodes[0], notes, lifted)
     leaves = [node for node in nodes if node.is_leaf and node not in body.nodes]
     if len(leaves) > limits.max_attachments:
         breaches += (f"max_attachments: {len(leaves)} attachments (limit {limits.max_attachments})",)
         leaves = leaves[: limits.max_attachments]
-    attachments = tuple(_attachment(node, notes, hint) for node in leaves)
+    attachments = tuple(_attachment(node, notes, hint, lifted) for node in leaves)
     for node in nodes:
         for defect in node.part.defects:
             notes.add(f"{node.location}: {describe_error(defect)}")
@@ -195,11 +201,11 @@ def _last_resort(raw: bytes, notes: Notes, breaches: tuple[str, ...]) -> ParsedM
     return ParsedMessage(body=text, body_digest=body_digest(raw), defects=notes.freeze(), over_limits=breaches)
 
 
-def _attachment(node: Node, notes: Notes, hint: str | None) -> Attachment:
+def _attachment(node: Node, notes: Notes, hint: str | None, lifted: Lifted) -> Attachment:
     if node.content_type.startswith("message/"):
         data = message_bytes(node, notes)
     else:
-        data = part_bytes(node.part, notes, node.location)
+        data = part_bytes(node.part, notes, node.location, lifted)
     own_codec = python_codec(part_param(node.part, "charset"))
     return Attachment(
         filename=part_filename(node.part, node.location, notes, own_codec if own_codec not in UNICODE_CODECS else hint),

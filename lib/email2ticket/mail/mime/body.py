@@ -9,7 +9,7 @@ import io
 from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import Message
-from typing import Any
+from typing import Any, Protocol
 
 from ...errors import describe_error
 from .headers import COMPAT, first_raw, part_param, raw_items
@@ -47,7 +47,13 @@ class Body:
     nodes: frozenset[Node]
 
 
-def body_text(top: Node, notes: Notes) -> Body:
+class LiftedBodies(Protocol):
+    """Bodies kept out of the parser (mail/lift.py): their transfer-decoded bytes, straight from the raw message."""
+
+    def decoded(self, part: Message) -> bytes | None: ...
+
+
+def body_text(top: Node, notes: Notes, lifted: LiftedBodies | None = None) -> Body:
     """The body: text/plain preferred, else text/html converted to text; the HTML source kept either way.
 
     The HTML is kept because its structure (Gmail's gmail_quote, Outlook's divRplyFwdMsg ...) says where
@@ -56,14 +62,14 @@ def body_text(top: Node, notes: Notes) -> Body:
     body = _find_body(top, _BODY_PREFERENCE)
     if body is None:
         return Body("", None, False, frozenset())
-    text = part_text(body, notes)
+    text = part_text(body, notes, lifted)
     chosen = {body}
     is_html = body.content_type == "text/html"
     if not is_html and not text.strip():
         # Some bulk mailers send an empty text/plain alternative next to the real HTML.
         html = _find_body(top, ("html",))
         if html is not None:
-            body, text, is_html = html, part_text(html, notes), True
+            body, text, is_html = html, part_text(html, notes, lifted), True
             chosen.add(html)
     alternatives = _alternatives_of(body)
     if is_html:
@@ -71,7 +77,7 @@ def body_text(top: Node, notes: Notes) -> Body:
         # (reply/html.py) and only what is kept is converted, so the conversion waits until asked for.
         return Body(None, clean(text), True, frozenset(chosen | alternatives))
     html_part = _first_html(alternatives)
-    source = clean(part_text(html_part, notes)) if html_part is not None else None
+    source = clean(part_text(html_part, notes, lifted)) if html_part is not None else None
     return Body(clean(text), source, False, frozenset(chosen | alternatives))
 
 
@@ -142,8 +148,11 @@ def is_inline(node: Node) -> bool:
 # Part content
 
 
-def part_bytes(part: Message, notes: Notes, location: str) -> bytes:
+def part_bytes(part: Message, notes: Notes, location: str, lifted: LiftedBodies | None = None) -> bytes:
     """Transfer-decoded payload; the undecoded bytes if the stdlib cannot decode it."""
+    lifted_data = lifted.decoded(part) if lifted is not None else None
+    if lifted_data is not None:
+        return lifted_data
     try:
         data = part.get_payload(decode=True)
     except Exception as exc:
@@ -155,8 +164,8 @@ def part_bytes(part: Message, notes: Notes, location: str) -> bytes:
     return payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
 
 
-def part_text(node: Node, notes: Notes) -> str:
-    data = part_bytes(node.part, notes, node.location)
+def part_text(node: Node, notes: Notes, lifted: LiftedBodies | None = None) -> str:
+    data = part_bytes(node.part, notes, node.location, lifted)
     text = decode_text(data, part_param(node.part, "charset"), notes, node.location)
     return text.replace("\r\n", "\n")  # CRLF on the wire, LF from the MTA pipe: same message, same text
 
