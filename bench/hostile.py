@@ -194,7 +194,8 @@ def service_under_attack(quick: bool) -> None:
         for thread in threads:
             thread.join()
         print(
-            f"\nservice, 4 threads, 4 hostile messages in flight: ordinary mail answered in {waited:.2f} s (exit {code})"
+            f"\nservice, 4 threads, 4 hostile messages in flight: ordinary mail answered in {waited:.2f} s"
+            f" (exit {code})"
         )
     finally:
         service.terminate()
