@@ -10,42 +10,9 @@ from typing import Any
 
 import pytest
 
-MAIL = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
-
-
-class Desk:
-    """One help desk on one fresh database, driven only through the two executables."""
-
-    def __init__(self, url: str, run_deliver: Any, run_admin: Any) -> None:
-        self.url, self._deliver, self._admin = url, run_deliver, run_admin
-        if not url.startswith("sqlite"):
-            self.admin_ok("init")
-
-    def deliver(self, mail: str | bytes, *args: str, env: dict[str, str] | None = None) -> Any:
-        raw = (MAIL / mail).read_bytes() if isinstance(mail, str) else mail
-        return self._deliver("--database-url", self.url, "--json", *args, stdin=raw, env=env)
-
-    def admin(self, *args: str, stdin: bytes = b"") -> Any:
-        return self._admin("--database-url", self.url, *args, stdin=stdin)
-
-    def admin_ok(self, *args: str, stdin: bytes = b"") -> Any:
-        result = self.admin(*args, stdin=stdin)
-        assert result.returncode == 0, result
-        return result
-
-    def ticket(self, number: int) -> dict[str, Any]:
-        return json.loads(self.admin_ok("ticket", "show", str(number), "--json").stdout)  # type: ignore[no-any-return]
-
-    def tickets(self) -> list[dict[str, Any]]:
-        return json.loads(self.admin_ok("tickets", "list", "--json").stdout)  # type: ignore[no-any-return]
-
-    def messages(self, *args: str) -> list[dict[str, Any]]:
-        return json.loads(self.admin_ok("messages", "list", "--json", *args).stdout)  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def desk(database_url: str, run_deliver: Any, run_admin: Any) -> Desk:
-    return Desk(database_url, run_deliver, run_admin)
+from support.db import hold_lock
+from support.desk import Desk
+from support.mail import MAIL, mail
 
 
 def delivered(result: Any, action: str, ticket: int | None) -> dict[str, Any]:
@@ -75,17 +42,17 @@ def test_stranger_opens_new_ticket_unless_replies_unrestricted(desk: Desk) -> No
     outcome = delivered(desk.deliver("reply_gmail_stranger.eml"), "create", 2)
     assert any(r.startswith("replies-unrestricted: restrict_replies is on") for r in outcome["reasons"])
     assert desk.ticket(2)["requester"] == "mallory@elsewhere.example"
-    desk.admin_ok("settings", "set", "restrict_replies", "off")
+    desk.admin("settings", "set", "restrict_replies", "off")
     stranger_again = (MAIL / "reply_gmail_stranger.eml").read_bytes().replace(b"CAF=stranger-1", b"CAF=stranger-2")
     delivered(desk.deliver(stranger_again), "update", 1)
     assert desk.ticket(1)["comments"][0]["body"] == "I have the same problem on floor 3."
 
 
 def test_technician_rights_follow_access_level(desk: Desk) -> None:
-    desk.admin_ok("settings", "set", "sender_verification", "off")  # the seed rules; see test_auth_delivery.py
+    desk.admin("settings", "set", "sender_verification", "off")  # the seed rules; see test_auth_delivery.py
     delivered(desk.deliver("new_ticket.eml"), "create", 1)
-    desk.admin_ok("user", "add", "bob@helpdesk.example", "--technician", "--name", "Bob")
-    users = {u["email"]: u for u in json.loads(desk.admin_ok("user", "list", "--json").stdout)}
+    desk.admin("user", "add", "bob@helpdesk.example", "--technician", "--name", "Bob")
+    users = {u["email"]: u for u in desk.json("user", "list")}
     assert users["bob@helpdesk.example"] == {
         "email": "bob@helpdesk.example",
         "name": "Bob",
@@ -95,26 +62,26 @@ def test_technician_rights_follow_access_level(desk: Desk) -> None:
     }
     assert users["alice@example.com"]["technician"] is False  # created as a requester by her first mail
     delivered(desk.deliver("reply_technician.eml"), "create", 2)  # limited access: no rights
-    desk.admin_ok("user", "set", "bob@helpdesk.example", "--access", "normal")
+    desk.admin("user", "set", "bob@helpdesk.example", "--access", "normal")
     tech2 = (MAIL / "reply_technician.eml").read_bytes().replace(b"tech-reply-1", b"tech-reply-2")
     delivered(desk.deliver(tech2), "update", 1)
     assert desk.ticket(1)["comments"][0]["body"] == "I ordered a new fuser unit; it arrives on Monday.\n\nBob"
-    desk.admin_ok("user", "disable", "bob@helpdesk.example")
+    desk.admin("user", "disable", "bob@helpdesk.example")
     tech3 = tech2.replace(b"tech-reply-2", b"tech-reply-3")
     delivered(desk.deliver(tech3), "create", 3)  # a departed technician keeps no rights
 
 
 def test_assigned_technician_and_reopen(desk: Desk) -> None:
-    desk.admin_ok("settings", "set", "sender_verification", "off")  # the seed rules; see test_auth_delivery.py
+    desk.admin("settings", "set", "sender_verification", "off")  # the seed rules; see test_auth_delivery.py
     delivered(desk.deliver("new_ticket.eml"), "create", 1)
-    desk.admin_ok("user", "add", "bob@helpdesk.example", "--technician")
-    desk.admin_ok("ticket", "assign", "1", "bob@helpdesk.example")
-    desk.admin_ok("ticket", "close", "1")
+    desk.admin("user", "add", "bob@helpdesk.example", "--technician")
+    desk.admin("ticket", "assign", "1", "bob@helpdesk.example")
+    desk.admin("ticket", "close", "1")
     assert desk.ticket(1)["status"] == "closed"
     delivered(desk.deliver("reply_technician.eml"), "update", 1)  # assigned, even with limited access
     assert desk.ticket(1)["status"] == "open"
-    desk.admin_ok("ticket", "close", "1")
-    desk.admin_ok("settings", "set", "reopen_on_reply", "off")
+    desk.admin("ticket", "close", "1")
+    desk.admin("settings", "set", "reopen_on_reply", "off")
     delivered(desk.deliver("reply_outlook_requester.eml"), "update", 1)
     assert desk.ticket(1)["status"] == "closed"
 
@@ -136,7 +103,7 @@ def test_duplicate_delivery_is_stored_once(desk: Desk) -> None:
 
 def test_empty_bodied_alerts_without_message_id_are_not_duplicates(desk: Desk) -> None:
     def alert(host: str) -> bytes:
-        return f"From: nagios@monitor.example\nTo: helpdesk@helpdesk.example\nSubject: DOWN: {host}\n\n".encode()
+        return mail(f"DOWN: {host}", "", sender="nagios@monitor.example", message_id="", content_type=None)
 
     delivered(desk.deliver(alert("srv1")), "create", 1)
     delivered(desk.deliver(alert("srv2")), "create", 2)
@@ -177,19 +144,19 @@ def test_no_sender_exits_65_and_envelope_fallback(desk: Desk) -> None:
     assert desk.deliver("no_from_header.eml", "--sender", "MAILER-DAEMON").returncode == 65
     delivered(desk.deliver("no_from_header.eml", env={"SENDER": "Monitor@Example.com"}), "create", 1)
     assert desk.ticket(1)["requester"] == "monitor@example.com"
-    rejected = desk.messages("--action", "reject")
+    rejected = desk.messages("reject")
     assert len(rejected) == 3 and rejected[0]["exit_code"] == 65  # the raw bytes are kept even so
-    raw = desk.admin_ok("messages", "show", str(rejected[0]["id"]), "--raw").stdout
+    raw = desk.admin("messages", "show", str(rejected[0]["id"]), "--raw").stdout
     assert raw == (MAIL / "no_from_header.eml").read_bytes()
 
 
 def test_unknown_sender_rejected_with_77(desk: Desk) -> None:
-    desk.admin_ok("settings", "set", "unknown_senders", "reject")
+    desk.admin("settings", "set", "unknown_senders", "reject")
     result = desk.deliver("new_ticket.eml")
     assert result.returncode == 77, result
     assert result.stderr_first_line == "5.7.1 sender alice@example.com is not a help-desk user"
     assert desk.messages()[0]["action"] == "reject"
-    desk.admin_ok("user", "add", "alice@example.com")
+    desk.admin("user", "add", "alice@example.com")
     delivered(desk.deliver("new_ticket.eml"), "create", 1)
 
 
@@ -205,7 +172,7 @@ def test_explain_prints_the_same_record(desk: Desk) -> None:
     delivered(desk.deliver("new_ticket.eml"), "create", 1)
     raw = (MAIL / "reply_gmail_stranger.eml").read_bytes()
     dry = desk.deliver(raw, "--dry-run").json
-    explained = desk.admin_ok("explain", stdin=raw).stdout_text.splitlines()
+    explained = desk.admin("explain", stdin=raw).stdout_text.splitlines()
     assert explained[-1] == "Decision: create new ticket"
     expected = [re.sub(r"^([a-z-]+): ", "", r) for r in dry["reasons"]]
     got = [re.sub(r"^[a-z-]+: (HIT|MISS) - ", "", line) for line in explained[:-1]]
@@ -213,8 +180,8 @@ def test_explain_prints_the_same_record(desk: Desk) -> None:
     assert "replies-unrestricted: MISS - restrict_replies is on" in "\n".join(explained)
 
 
-def test_quiet_on_success_without_json(desk: Desk, run_deliver: Any) -> None:
-    result = run_deliver("--database-url", desk.url, stdin=(MAIL / "new_ticket.eml").read_bytes())
+def test_quiet_on_success_without_json(desk: Desk) -> None:
+    result = desk.pipe(stdin=(MAIL / "new_ticket.eml").read_bytes())
     assert (result.returncode, result.stdout) == (0, b""), result
 
 
@@ -263,14 +230,10 @@ def test_unwritable_sqlite_defers(run_deliver: Any, tmp_path: Path) -> None:
 def test_locked_postgres_hits_lock_timeout(
     postgres_url: str, pg_admin: Any, run_deliver: Any, run_admin: Any, tmp_path: Path
 ) -> None:
-    import psycopg
-
     assert run_admin("--database-url", postgres_url, "init").returncode == 0
     config = tmp_path / "fast.toml"
     config.write_text("delivery_timeout = 2\n")
-    dsn = postgres_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn) as locker:
-        locker.execute("LOCK TABLE settings IN ACCESS EXCLUSIVE MODE")
+    with hold_lock(postgres_url):
         result = run_deliver(
             "--config", str(config), "--database-url", postgres_url, stdin=(MAIL / "new_ticket.eml").read_bytes()
         )
@@ -279,20 +242,13 @@ def test_locked_postgres_hits_lock_timeout(
 
 
 def test_locked_sqlite_waits_then_defers(sqlite_url: str, run_deliver: Any, tmp_path: Path) -> None:
-    import sqlite3
-
     raw = (MAIL / "new_ticket.eml").read_bytes()
     assert run_deliver("--database-url", sqlite_url, stdin=raw).returncode == 0  # creates the schema
     config = tmp_path / "fast.toml"
     config.write_text("delivery_timeout = 2\n")
-    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
-    try:
-        second = raw.replace(b"new-ticket-1@", b"new-ticket-2@")
+    second = raw.replace(b"new-ticket-1@", b"new-ticket-2@")
+    with hold_lock(sqlite_url):
         result = run_deliver("--config", str(config), "--database-url", sqlite_url, stdin=second)
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
     assert result.returncode == 75, result
     assert "locked" in result.stderr_first_line or "delivery_timeout" in result.stderr_first_line
 
@@ -374,7 +330,7 @@ def test_every_reason_names_a_documented_rule(desk: Desk) -> None:
     from email2ticket.rules.chain import RULES
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    documented = {name for name, _ in RULES}
+    documented = {rule.name for rule in RULES}
     delivered(desk.deliver("new_ticket.eml"), "create", 1)
     seen = set()
     for name in ("reply_outlook_requester.eml", "reply_gmail_stranger.eml", "reply_technician.eml"):

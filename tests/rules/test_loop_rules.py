@@ -73,7 +73,7 @@ def hit(decision: Decision, rule: str) -> bool:
 
 
 def test_every_rule_these_decisions_name_is_documented() -> None:
-    documented = {name for name, _ in RULES}
+    documented = {rule.name for rule in RULES}
     decisions = [
         run(),
         run(cls=Classification(own=Signal("loop-header", "X-Email2ticket-Loop: example.org"))),

@@ -2,8 +2,8 @@
 
 The facts the store looked up (`Facts`), the message on its way (`Context`), one rule's verdict
 (`RuleResult`) and the whole decision (`Decision`). They live apart from the rule chain (rules/chain.py)
-so the rule modules (rules/chain.py, rules/loop.py, rules/notify.py) and the store share them without
-importing each other.
+so the rule modules (rules/ticket.py, rules/auth.py, rules/loop.py, rules/notify.py), the chain and the
+store share them without importing each other. What a rule is lives in rules/base.py.
 """
 
 from __future__ import annotations
@@ -172,6 +172,7 @@ class Decision:
     note_kind: str = ""  # "note": "bounce" or "automatic"
     suppress: tuple[str, ...] = ()  # addresses a hard bounce stops notifying
     held_by: str | None = None  # "hold"/"ignore": the rule that stopped the message
+    limit_note: str = ""  # create/update of a released message over its limits: the internal note for the ticket
     refers_to: int | None = None  # "create": the ticket our token named, which the sender may not update
 
     @property

@@ -12,24 +12,16 @@ each named in the decision's reasons, and what they decide is sent only after th
   notify-technician        the assigned technician, of an update that arrived by mail (optional)
   notify-requester         the requester, of an authenticated technician's comment made by mail (optional)
 
-Automatic, held, ignored and noted mail never reaches these rules: only `create` and `update` do.
+Automatic, held, ignored and noted mail never reaches these rules: only `create` and `update` do, and only
+where [notifications] is configured (the chain's table, rules/chain.py, says so).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from .decision import Context, Decision, Facts, Notice, RuleResult, TicketFacts
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The notification rules' verdicts and the notices they decided."""
-
-    results: tuple[RuleResult, ...] = ()
-    notices: tuple[Notice, ...] = ()
-    auth_pending: bool = False  # the acknowledgement depends on a verdict the Context does not hold yet
-    auth_needed: bool = False  # ... or on the one it holds
+from .base import Finding, Found, Rule, hit, miss, required, rule
+from .decision import Context, Facts, Notice
 
 
 def own_addresses(ctx: Context, facts: Facts) -> frozenset[str]:
@@ -38,39 +30,34 @@ def own_addresses(ctx: Context, facts: Facts) -> frozenset[str]:
     return frozenset(facts.settings.own_addresses) | ctx.outbound.own_addresses | extra
 
 
-def plan_notifications(ctx: Context, facts: Facts, decision: Decision) -> Plan:
-    """The notifications a create or update sends; nothing for any other action, and no rule at all
-    (no line in the reasons) where [notifications] is not configured."""
-    if not ctx.outbound.enabled:
-        return Plan()
-    if decision.action == "create":
-        return _acknowledge(ctx, facts)
-    if decision.action == "update" and facts.ticket is not None:
-        return _update_notices(ctx, facts, decision, facts.ticket)
-    return Plan()
-
-
-def _acknowledge(ctx: Context, facts: Facts) -> Plan:
-    name, settings, recipient = "acknowledge", facts.settings, ctx.sender.address or ""
+@rule(
+    "acknowledge",
+    "a new ticket is acknowledged to its requester, unless a protection says no (our own address, a hard "
+    "bounce, a DKIM/DMARC fail, a rate limit, ...)",
+    see="Notifications",
+)
+def acknowledge(ctx: Context, facts: Facts, found: Found) -> Finding:
+    recipient = ctx.sender.address or ""
     refused = _refusal(ctx, facts, recipient)
     if refused is not None:
-        return Plan((RuleResult(name, False, refused),))
+        return miss(refused)
     if ctx.auth is None:
-        why = "waits for the sender verification verdict (a forged sender must not get an auto-reply)"
-        return Plan((RuleResult(name, False, why),), auth_pending=True, auth_needed=True)
+        return miss("waits for the sender verification verdict (a forged sender must not get an auto-reply)")
     failed = [e.describe() for e in ctx.auth.evidence if e.method in ("dkim", "dmarc") and e.result == "fail"]
     if failed:
-        why = f"the sender's DKIM/DMARC verdict is fail ({'; '.join(failed)}): no backscatter to a forged sender"
-        return Plan((RuleResult(name, False, why),), auth_needed=True)
-    if not ctx.auth.authenticated and not settings.acknowledge_unverified:
-        why = f"{recipient} is not authenticated ({ctx.auth.reason}) and acknowledge_unverified is off"
-        return Plan((RuleResult(name, False, why),), auth_needed=True)
+        return miss(f"the sender's DKIM/DMARC verdict is fail ({'; '.join(failed)}): no backscatter to a forged sender")
+    if not ctx.auth.authenticated and not facts.settings.acknowledge_unverified:
+        return miss(f"{recipient} is not authenticated ({ctx.auth.reason}) and acknowledge_unverified is off")
     state = "authenticated" if ctx.auth.authenticated else "not authenticated, acknowledge_unverified is on"
-    why = (
+    return hit(
         f"acknowledge the new ticket to {recipient} ({state}; {facts.acknowledgements_to_sender_last_day} "
         f"to this address in 24 h, {facts.acknowledgements_last_hour} in total in the last hour)"
     )
-    return Plan((RuleResult(name, True, why),), (Notice("acknowledgement", recipient),), auth_needed=True)
+
+
+def acknowledgement_needs_verdict(ctx: Context, facts: Facts) -> bool:
+    """Whether `acknowledge` gets as far as the sender verification verdict (past the checks that cost nothing)."""
+    return _refusal(ctx, facts, ctx.sender.address or "") is None
 
 
 def _refusal(ctx: Context, facts: Facts, recipient: str) -> str | None:
@@ -94,41 +81,38 @@ def _refusal(ctx: Context, facts: Facts, recipient: str) -> str | None:
     return None
 
 
-def _update_notices(ctx: Context, facts: Facts, decision: Decision, ticket: TicketFacts) -> Plan:
-    results = (_rule_notify_technician(ctx, facts, ticket), _rule_notify_requester(ctx, facts, decision, ticket))
-    notices = (
-        Notice("technician-update", ticket.technician or "") if results[0].hit else None,
-        Notice("requester-comment", ticket.requester) if results[1].hit else None,
-    )
-    return Plan(results, tuple(n for n in notices if n is not None))
-
-
-def _rule_notify_technician(ctx: Context, facts: Facts, ticket: TicketFacts) -> RuleResult:
-    name, technician = "notify-technician", ticket.technician
+@rule(
+    "notify-technician",
+    "the assigned technician hears of each update by mail (`notify_technician_of_updates`)",
+)
+def notify_technician(ctx: Context, facts: Facts, found: Found) -> Finding:
+    technician = required(facts.ticket, "the ticket").technician
     if not facts.settings.notify_technician_of_updates:
-        return RuleResult(name, False, "notify_technician_of_updates is off")
+        return miss("notify_technician_of_updates is off")
     why = _unreachable(ctx, facts, technician, "the assigned technician")
     if why is None and technician == ctx.sender.address:
         why = "the technician wrote this update"
     if why is not None:
-        return RuleResult(name, False, why)
-    return RuleResult(name, True, f"notify the assigned technician {technician} of this update")
+        return miss(why)
+    return hit(f"notify the assigned technician {technician} of this update")
 
 
-def _rule_notify_requester(ctx: Context, facts: Facts, decision: Decision, ticket: TicketFacts) -> RuleResult:
-    name, user = "notify-requester", facts.sender_user
+@rule(
+    "notify-requester",
+    "the requester gets an authenticated technician's comment (`notify_requester_of_technician_comments`)",
+)
+def notify_requester(ctx: Context, facts: Facts, found: Found) -> Finding:
+    user, ticket = facts.sender_user, required(facts.ticket, "the ticket")
     if not facts.settings.notify_requester_of_technician_comments:
-        return RuleResult(name, False, "notify_requester_of_technician_comments is off")
+        return miss("notify_requester_of_technician_comments is off")
     if user is None or not user.is_technician or ctx.sender.address == ticket.requester:
-        return RuleResult(name, False, "the comment is not a technician's")
-    if not decision.author_verified:
-        return RuleResult(
-            name, False, "the technician is not authenticated: an unverified comment is never relayed as theirs"
-        )
+        return miss("the comment is not a technician's")
+    if not found.author_verified:
+        return miss("the technician is not authenticated: an unverified comment is never relayed as theirs")
     why = _unreachable(ctx, facts, ticket.requester, "the requester")
     if why is not None:
-        return RuleResult(name, False, why)
-    return RuleResult(name, True, f"send the authenticated technician's comment to the requester {ticket.requester}")
+        return miss(why)
+    return hit(f"send the authenticated technician's comment to the requester {ticket.requester}")
 
 
 def _unreachable(ctx: Context, facts: Facts, address: str | None, who: str) -> str | None:
@@ -139,3 +123,14 @@ def _unreachable(ctx: Context, facts: Facts, address: str | None, who: str) -> s
     if address in facts.bounced:
         return f"{who} {address} hard-bounced an earlier notification"
     return None
+
+
+def notices(ctx: Context, facts: Facts, hits: Callable[[Rule], bool]) -> tuple[Notice, ...]:
+    """The notifications the rules that hit decided, in the chain's order, to send once the delivery commits."""
+    ticket = facts.ticket
+    planned = (
+        (acknowledge, Notice("acknowledgement", ctx.sender.address or "")),
+        (notify_technician, Notice("technician-update", (ticket.technician or "") if ticket else "")),
+        (notify_requester, Notice("requester-comment", ticket.requester if ticket else "")),
+    )
+    return tuple(notice for rule_, notice in planned if hits(rule_))

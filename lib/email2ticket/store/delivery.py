@@ -106,7 +106,7 @@ class DeliveryStore:
         creates a brand-new SQLite database, or raises SchemaError naming `email2ticket init`.
         """
         for attempt in range(2):
-            connection = self.engine.connect()
+            connection = self.connect()
             try:
                 trans = connection.begin()  # on SQLite: BEGIN IMMEDIATE, which may wait for the lock
             except BaseException:
@@ -123,6 +123,10 @@ class DeliveryStore:
                 connection.close()
                 raise
         raise AssertionError("unreachable")
+
+    def connect(self) -> Connection:
+        """A connection for one transaction (the resident service's store watches it: service/worker.py)."""
+        return self.engine.connect()
 
     def record_failed_attempt(
         self,
@@ -217,6 +221,9 @@ class DeliveryTransaction:
         row = self._audit(decision, ctx, raw, keys, ticket_id, comment_id)
         if decision.action == "note" and ticket_id is not None:
             self._add_note(decision, ctx, ticket_id, row)
+        if decision.limit_note and ticket_id is not None:
+            note = dict(ticket_id=ticket_id, message_row=row, kind="limits", author=None, body=decision.limit_note)
+            self.conn.execute(INSERT_NOTE, note)
         notifications = tuple(
             queue_notification(self.conn, notice, decision, ctx, ticket, ticket_id, comment_id, row)
             for notice in decision.notices
@@ -352,6 +359,7 @@ class DeliveryTransaction:
             reasons=decision.reasons,
             raw=raw,
             delivered=decision.action in ("create", "update", "note", "hold", "ignore"),
+            keep_raw=decision.action != "duplicate",  # its body is the first copy's, stored already
             ticket_id=ticket_id,
             comment_id=comment_id,
             auth_verdict=_auth_record(decision, ctx),

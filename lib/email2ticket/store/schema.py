@@ -29,7 +29,7 @@ from sqlalchemy import (
 
 # The Alembic revision this code reads and writes. Delivery refuses (75) a database at any other
 # revision and names `email2ticket init`; bump it together with a new file in migrations/versions.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 metadata = MetaData(
     naming_convention={
@@ -154,7 +154,7 @@ notes = Table(
     Column("id", Integer, primary_key=True),
     Column("ticket_id", Integer, ForeignKey("tickets.id"), nullable=False, index=True),
     Column("message_row", Integer, ForeignKey("messages.id")),
-    Column("kind", String(16), nullable=False),  # "bounce" or "automatic"
+    Column("kind", String(16), nullable=False),  # "bounce", "automatic", or "limits" (a released message)
     Column("author", Text),  # the sender's address as given; not a user row (MAILER-DAEMON is nobody)
     Column("body", Text, nullable=False),
     _created(),
@@ -215,4 +215,28 @@ separator_edits = Table(
     Column("text", Text, nullable=False),
     _created(),
     UniqueConstraint("text", name="uq_separator_edits_text"),
+)
+
+# The web admin's accounts (`email2ticket web-user`): Argon2id hashes, never passwords (store/accounts.py).
+# Raising `session_version` (a new password, a removed account) ends every session signed for the old one.
+web_accounts = Table(
+    "web_accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("session_version", Integer, nullable=False, default=1),
+    _created(),
+    Column("password_changed_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("last_login_at", DateTime(timezone=True)),
+)
+
+# Secrets the web admin makes for itself on first start (the key that signs its session cookies), so that it
+# needs no configuration beyond the database and every process on that database signs alike.
+web_secrets = Table(
+    "web_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    _created(),
 )
