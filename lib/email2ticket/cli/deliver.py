@@ -70,7 +70,10 @@ def time_budget(seconds: float) -> Iterator[None]:
     """
     from ..delivery.deadline import Watchdog, working_on_message
 
+    watchdog = Watchdog(seconds)
+
     def _expired(_signum: int, _frame: FrameType | None) -> None:
+        watchdog.extend()  # Python runs: what follows (rolling back, counting the attempt) may finish
         if working_on_message():
             raise DeadlineExceeded
         raise DeliveryTimeout(f"delivery took longer than delivery_timeout ({seconds:g} s); rolled back")
@@ -78,7 +81,7 @@ def time_budget(seconds: float) -> Iterator[None]:
     previous = signal.signal(signal.SIGALRM, _expired)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        with Watchdog(seconds):
+        with watchdog:
             yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)

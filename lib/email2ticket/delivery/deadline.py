@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -59,19 +60,38 @@ def interrupt(ident: int) -> bool:
 
 
 class Watchdog:
-    """The pipe's last resort: exit 75 when the delivery has not ended `seconds` + WATCHDOG_GRACE after start."""
+    """The pipe's last resort: exit 75 when the delivery has not ended `seconds` + WATCHDOG_GRACE after start.
+
+    When the alarm does reach Python (the thread was not stuck in C), `extend` gives the clean-up that
+    follows (recording a failed attempt, so the message is counted) WATCHDOG_GRACE from then on.
+    """
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self._timer = threading.Timer(seconds + WATCHDOG_GRACE, self._give_up)
-        self._timer.daemon = True
+        self._deadline = time.monotonic() + seconds + WATCHDOG_GRACE
+        self._wake = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._watch, name="watchdog", daemon=True)
 
     def __enter__(self) -> Watchdog:
-        self._timer.start()
+        self._thread.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self._timer.cancel()
+        self._done = True
+        self._wake.set()
+
+    def extend(self, seconds: float = WATCHDOG_GRACE) -> None:
+        self._deadline = max(self._deadline, time.monotonic() + seconds)
+        self._wake.set()
+
+    def _watch(self) -> None:
+        while not self._done:
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                self._give_up()
+            self._wake.wait(remaining)
+            self._wake.clear()
 
     def _give_up(self) -> None:
         line = (
