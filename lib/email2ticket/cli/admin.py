@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..config.load import load_config
 from ..config.model import Config
 from ..exits import DeliveryError
-from .common import ArgumentError, Parser, admin_store, report_crash, report_failure
+from .common import ArgumentError, Parser, admin_store, report_crash, report_failure, terminal_safe
 
 if TYPE_CHECKING:
     import argparse
@@ -28,7 +28,7 @@ def build_parser() -> Parser:
     parser.add_argument("--config", metavar="FILE", help="configuration file")
     parser.add_argument("--database-url", metavar="URL", help="overrides database_url and $EMAIL2TICKET_DATABASE_URL")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    from . import doctor, explain, messages, notifications, policy, quarantine, serve, tickets, users
+    from . import doctor, explain, messages, notifications, policy, quarantine, serve, tickets, users, web
 
     commands.add_parser("init", help="create or upgrade the database schema").set_defaults(handler=cmd_init)
     users.register(commands.add_parser("user", help="help-desk users and technicians"))
@@ -44,6 +44,8 @@ def build_parser() -> Parser:
     notifications.register(commands.add_parser("notifications", help="outgoing notifications: list, retry, bounces"))
     notifications.register_keys(commands.add_parser("keys", help="the HMAC keys of our Message-ID tokens"))
     serve.register(commands.add_parser("serve", help="run the resident delivery service (pipe socket, LMTP)"))
+    web.register_web(commands.add_parser("web", help="serve the web admin (needs the web extra)"))
+    web.register_users(commands.add_parser("web-user", help="the web admin's accounts"))
     return parser
 
 
@@ -80,10 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler: Handler = args.handler
         return handler(args, config)
     except ArgumentError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {terminal_safe(exc)}", file=sys.stderr)
         return 2
     except AdminError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {terminal_safe(exc)}", file=sys.stderr)
         return 1
     except DeliveryError as exc:
         return int(report_failure(exc))

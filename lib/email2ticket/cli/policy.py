@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from .common import admin_store, print_json
+from .common import admin_store, print_json, terminal_safe
 
 if TYPE_CHECKING:
     import argparse
@@ -49,13 +49,13 @@ def cmd_settings_show(args: argparse.Namespace, config: Config) -> int:
         return 0
     for item in settings:
         changed = "" if item["value"] == item["default"] else f"   (default: {item['default']})"
-        print(f"{item['name']} = {item['value']}{changed}\n    {item['description']}")
+        print(f"{item['name']} = {terminal_safe(item['value'])}{terminal_safe(changed)}\n    {item['description']}")
     return 0
 
 
 def cmd_settings_set(args: argparse.Namespace, config: Config) -> int:
     item = admin_store(config).set_setting(args.key, args.value)
-    print(f"{item['name']} = {item['value']}")
+    print(f"{item['name']} = {terminal_safe(item['value'])}")
     return 0
 
 
@@ -64,14 +64,14 @@ def cmd_separators_list(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print_json(separators)
     for item in [] if args.json else separators:
-        print(f"{item['origin']:8}  {item['text']}")
+        print(f"{item['origin']:8}  {terminal_safe(item['text'])}")
     return 0
 
 
 def cmd_separators_edit(args: argparse.Namespace, config: Config) -> int:
     store = admin_store(config)
     actions = {"add": store.add_separator, "remove": store.remove_separator}
-    print(store.reset_separators() if args.op == "reset" else actions[args.op](args.text))
+    print(terminal_safe(store.reset_separators() if args.op == "reset" else actions[args.op](args.text)))
     return 0
 
 
@@ -79,21 +79,18 @@ def cmd_separators_test(args: argparse.Namespace, config: Config) -> int:
     """The message on stdin with the reply cut marked: delivery's own extract_reply, with the stored separators."""
     from ..cli.deliver import read_message
     from ..mail.message import parse_message
-    from ..reply.cut_report import as_json, render
-    from ..reply.extract import InvalidSeparator, extract_reply, parse_separator
+    from ..reply.cut_report import as_json, render, try_separators
+    from ..reply.extract import InvalidSeparator
     from ..store.admin import AdminError
 
-    for text in args.add:
-        try:
-            parse_separator(text)
-        except InvalidSeparator as exc:
-            raise AdminError(str(exc)) from exc
     separators = [item["text"] for item in admin_store(config).list_separators()]
-    separators += [text for text in args.add if text not in separators]
     message = parse_message(read_message(sys.stdin.buffer, config.max_message_bytes))
-    cut = extract_reply(message, separators)
+    try:
+        cut = try_separators(message, separators, args.add)
+    except InvalidSeparator as exc:
+        raise AdminError(str(exc)) from exc
     if args.json:
         print_json(as_json(cut))
     else:
-        print(render(message, cut))
+        print(terminal_safe(render(message, cut), multiline=True))  # the message's own lines, escapes shown
     return 0

@@ -8,12 +8,25 @@ the command reads the message and the separators, this turns them into text or a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..mail.message import ParsedMessage
-from .extract import ReplyCut
+from .extract import ReplyCut, extract_reply, parse_separator
 
 CUT_MARK = "✂" * 3
+
+
+def try_separators(message: ParsedMessage, in_force: Sequence[str], candidates: Sequence[str] = ()) -> ReplyCut:
+    """Where delivery would cut `message` with the separators `in_force`, plus `candidates` not saved yet.
+
+    `separators test --add` and the web admin's live test both call this: delivery's own extract_reply over the
+    list in force with the candidates after it. A candidate that `separators add` would refuse raises
+    InvalidSeparator.
+    """
+    for text in candidates:
+        parse_separator(text)
+    return extract_reply(message, [*in_force, *(text for text in candidates if text not in in_force)])
 
 
 def summary(cut: ReplyCut) -> str:

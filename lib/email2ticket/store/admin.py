@@ -35,6 +35,14 @@ class AdminError(Exception):
     """A refused admin request (unknown id, invalid value); the message is one line for the admin."""
 
 
+class SettingConflict(AdminError):
+    """Another admin changed a setting between showing it and saving it: `current` is its value now."""
+
+    def __init__(self, name: str, current: str) -> None:
+        super().__init__(f"{name} was changed meanwhile by someone else, to {current!r}; not overwritten")
+        self.name, self.current = name, current
+
+
 class AdminStore:
     def __init__(self, url: str, *, lock_timeout: float = 30.0) -> None:
         self.url = normalise_url(url)
@@ -118,7 +126,9 @@ class AdminStore:
             for name in setting_names()
         ]
 
-    def set_setting(self, name: str, value: str) -> dict[str, Any]:
+    def set_setting(self, name: str, value: str, *, expected: str | None = None) -> dict[str, Any]:
+        """Validate and store one setting. With `expected` (the value an admin's form showed), refuse with
+        SettingConflict when someone else changed it to another value meanwhile, instead of overwriting it."""
         from ..config.rule_settings import SettingError
 
         try:
@@ -126,7 +136,12 @@ class AdminStore:
         except SettingError as exc:
             raise AdminError(str(exc)) from exc
         with self.session() as s:
-            row = s.get(Setting, name)
+            row = s.get(Setting, name, with_for_update=expected is not None)
+            if expected is not None:
+                current = format_value(getattr(settings_from_rows({name: row.value} if row else {}), name))
+                wanted = format_value(getattr(settings_from_rows({name: stored}), name))
+                if current not in (expected, wanted):
+                    raise SettingConflict(name, current)
             if row is None:
                 s.add(Setting(name=name, value=stored, updated_at=utcnow()))
             else:
@@ -239,11 +254,22 @@ class AdminStore:
             return [message_dict(m) for m in s.scalars(query)]
 
     def show_message(self, message_row: int) -> tuple[dict[str, Any], bytes]:
+        """The record and its raw bytes. A duplicate keeps only its own header block (store/audit.py): its body
+        comes from the first copy, which `raw_body_from` names (with `raw_exact` false in the rare case that
+        the copies' bodies differ in their line endings, so the bytes put together are not the ones received)."""
+        from .audit import duplicate_raw
+
         with self.session() as s:
             message = s.get(Message, message_row)
             if message is None:
                 raise AdminError(f"there is no message {message_row} in the audit trail")
-            return message_dict(message), message.raw
+            record, raw = message_dict(message), message.raw
+            if message.action == "duplicate" and len(raw) < message.size:
+                first = s.scalars(select(Message).where(Message.delivered_key == message.idempotency_key)).first()
+                if first is not None:
+                    raw, exact = duplicate_raw(raw, message.size, message.raw_sha256, first.raw)
+                    record["raw_body_from"], record["raw_exact"] = first.id, exact
+            return record, raw
 
 
 # --- shapes printed by --json -------------------------------------------------------------------

@@ -144,3 +144,27 @@ class SeparatorEdit(Base):
     op: Mapped[str]
     text: Mapped[str]
     created_at: Mapped[datetime]
+
+
+class WebAccount(Base):
+    """An account of the web admin (`email2ticket web-user`); the password only as its Argon2id hash."""
+
+    __table__ = schema.web_accounts
+
+    id: Mapped[int]
+    name: Mapped[str]
+    password_hash: Mapped[str]
+    session_version: Mapped[int]
+    created_at: Mapped[datetime]
+    password_changed_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
+
+
+class WebSecret(Base):
+    """A secret the web admin made for itself, such as the key that signs its session cookies."""
+
+    __table__ = schema.web_secrets
+
+    name: Mapped[str]
+    value: Mapped[str]
+    created_at: Mapped[datetime]
