@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..exits import DeliveryError
 from .checks import Check, logging_check
 from .postfix import postfix_checks
+from .privacy import privacy_checks
 
 if TYPE_CHECKING:
     from ..config.model import Config
@@ -54,6 +55,7 @@ def run_checks(
     checks += database
     checks.append(_pipe_user_check(config, user))
     checks.append(logging_check(config, user))
+    checks += privacy_checks(config, user)
     checks += notification_checks(config, user)
     if postfix_dir:
         checks += postfix_checks(Path(postfix_dir), config)

@@ -267,8 +267,8 @@ def _main_check(services: list[PipeService], main: dict[str, str], config: Confi
         problems.append(f"mailbox_size_limit ({mailbox}) is below message_size_limit: local(8) would stop")
     if problems:
         return Check("postfix main.cf", False, "; ".join(problems), "see postfix/main.cf.snippet (postconf -e)")
-    limit = " recipient limit 1," if services else ""
-    return Check("postfix main.cf", True, f"transport_maps,{limit} and size limits are set")
+    limit = ", recipient limit 1" if services else ""
+    return Check("postfix main.cf", True, f"transport_maps{limit} and size limits are set")
 
 
 def lmtp_target(nexthop: str, main: dict[str, str]) -> str:

@@ -18,11 +18,13 @@ from __future__ import annotations
 import re
 import socket
 import weakref
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.lmtp import LMTP
 
-from ..mail.envelope import Envelope, normalise_envelope_sender
+from ..mail.envelope import envelope_from, normalise_envelope_sender
+from .lmtp_data import BoundedLMTP
 
 if TYPE_CHECKING:
     import asyncio
@@ -97,20 +99,24 @@ class LmtpHandler:
         raw = pipe_form(envelope.original_content or b"", mail_from)
         sender = normalise_envelope_sender(mail_from)
         queue_id = queue_id_from_received(envelope.original_content or b"")  # so our log line matches the MTA's
+        tcp = over_tcp(server)  # every local user can connect there: Authentication-Results prove nothing
         replies = []
         with self.lifecycle.in_flight():
             for recipient in envelope.rcpt_tos:
-                reply = await self.deliverer.deliver(raw, Envelope(sender, recipient.lower(), queue_id))
+                # envelope_from: 8-bit bytes in MAIL FROM / RCPT TO are decoded as the pipe decodes them
+                arrived = replace(envelope_from(sender, recipient, queue_id, {}), loopback_tcp=tcp)
+                reply = await self.deliverer.deliver(raw, arrived)
                 replies.append(reply.lmtp_reply(recipient))
         # aiosmtpd sends what we return as the reply: one line per recipient, as RFC 2033 requires.
         return "\r\n".join(replies)
 
     def protocol(self, loop: asyncio.AbstractEventLoop, *, max_message_bytes: int) -> LMTP:
         """A new LMTP session (aiosmtpd protocol instance), remembered so shutdown can close it."""
-        server = LMTP(
+        server = BoundedLMTP(  # DATA holds at most max_message_bytes, never an endless line (lmtp_data.py)
             self,
-            # Advertised as SIZE, and enforced by aiosmtpd with one reply for all recipients. Above the
-            # real limit (CRLF and dot-stuffing inflate a message), so that deliver() refuses a message
+            max_message_bytes=max_message_bytes,
+            # Advertised as SIZE, and checked by aiosmtpd against MAIL FROM's SIZE= only (DATA is ours). Above
+            # the real limit (CRLF and dot-stuffing inflate a message), so that deliver() refuses a message
             # over max_message_bytes with the pipe's 5.3.4, one reply per recipient.
             data_size_limit=2 * max_message_bytes + 65536,
             enable_SMTPUTF8=True,
@@ -127,6 +133,13 @@ class LmtpHandler:
             transport: Any = getattr(server, "transport", None)
             if transport is not None:
                 transport.close()
+
+
+def over_tcp(server: LMTP) -> bool:
+    """Did this session come over TCP (or can that not be told)? Only a Unix socket's mode keeps users out."""
+    transport: Any = getattr(server, "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    return sock is None or sock.family != socket.AF_UNIX
 
 
 # aiosmtpd would look the name up (getfqdn, possibly DNS) for every session.
