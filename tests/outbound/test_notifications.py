@@ -11,7 +11,6 @@ import email
 import email.policy
 import json
 import time
-from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import make_msgid
 from functools import partial
@@ -25,8 +24,8 @@ from email2ticket.outbound.keys import load_keyring
 from email2ticket.signals.tokens import ticket_from_message_id
 from support.bounces import CORPUS_BOUNCES
 from support.corpus import CORPUS_DIR, MISSING_REASON, corpus_available
-from support.desk import Desk, reason
-from support.servers.delivery_service import ServiceProcess
+from support.desk import Desk, MakeDesk, reason
+from support.servers.delivery_service import StartService
 from support.servers.smtpsink import Received, SmtpSink
 
 HELPDESK = "helpdesk@example.org"
@@ -39,7 +38,7 @@ def key_file(child_home: Path) -> Path:
 
 
 @pytest.fixture
-def desk(make_desk: Callable[..., Desk], smtp_sink: SmtpSink, key_file: Path) -> Desk:
+def desk(make_desk: MakeDesk, smtp_sink: SmtpSink, key_file: Path) -> Desk:
     """A help desk sending its notifications to the test's SMTP sink; every delivery is to HELPDESK."""
     notifications = {
         "from_address": f"Help Desk <{HELPDESK}>",
@@ -80,6 +79,20 @@ def client_reply(received: Received, new_text: str, *, sender: str = "alice@exam
 # --- acknowledgements --------------------------------------------------------------------------------
 
 
+def test_acknowledgements_to_forged_senders_never_carry_their_text(desk: Desk, smtp_sink: SmtpSink) -> None:
+    """Spam forged from victims' addresses: each victim is acknowledged (acknowledge_unverified is on) with a
+    neutral subject, never the spammer's words, also when an acknowledgement is sent again after a failure."""
+    for n in range(5):
+        spam = mail(f"CHEAP PILLS http://evil.example/buy-now-{n}", "buy now", sender=f"v{n}@victims.example")
+        assert desk.deliver_ok(spam)["action"] == "create"
+    acks = smtp_sink.new_messages()
+    assert len(acks) == 5
+    for ack in acks:
+        message = parsed(ack)
+        assert message["Subject"].startswith("Your request [Ticket #")
+        assert b"evil" not in ack.data and b"PILLS" not in ack.data
+
+
 def test_new_ticket_is_acknowledged_and_a_reply_to_the_acknowledgement_updates_it(
     desk: Desk, smtp_sink: SmtpSink, key_file: Path
 ) -> None:
@@ -90,7 +103,7 @@ def test_new_ticket_is_acknowledged_and_a_reply_to_the_acknowledgement_updates_i
     [ack] = smtp_sink.new_messages()
     assert ack.rcpt_tos == ("alice@example.com",) and ack.mail_from == HELPDESK
     message = parsed(ack)
-    assert message["Subject"] == "Printer broken [Ticket #1]"
+    assert message["Subject"] == "Your request [Ticket #1]"  # alice is not authenticated: nothing she wrote
     assert message["Auto-Submitted"] == "auto-replied"
     assert message["X-Email2ticket-Loop"] == "example.org"
     assert message["X-Auto-Response-Suppress"] == "All"
@@ -438,7 +451,7 @@ def _h(headers: dict[str, str]) -> dict[str, str]:
 
 
 def test_the_resident_service_sends_the_acknowledgement_too(
-    desk: Desk, start_service: Callable[..., ServiceProcess], smtp_sink: SmtpSink, child_home: Path
+    desk: Desk, start_service: StartService, smtp_sink: SmtpSink, child_home: Path
 ) -> None:
     service = start_service(desk.url, config=desk.config, home=child_home)
     result = desk.deliver(mail("Printer broken", "x"), "--socket", str(service.socket))

@@ -32,6 +32,20 @@ MAX_SEND_ATTEMPTS = 8
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4))
 
 
+# What an acknowledgement to an unauthenticated sender calls the ticket: From: may be forged, so the mail
+# must not carry the sender's words back to whoever the address belongs to (spam reflected by auto-reply).
+NEUTRAL_SUBJECT = "Your request"
+
+
+def acknowledged_subject(kind: str, subject: str, auth_verdict: object) -> str:
+    """The subject an acknowledgement may quote: the ticket's for an authenticated sender (the audit record's
+    verdict is pass), else NEUTRAL_SUBJECT. Other kinds quote the ticket's subject."""
+    if kind != "acknowledgement":
+        return subject
+    verdict = auth_verdict if isinstance(auth_verdict, dict) else {}
+    return subject if verdict.get("result") == "pass" else NEUTRAL_SUBJECT
+
+
 @dataclass(frozen=True)
 class NotificationFields:
     """What one notification says; every text here reaches the mail only through a template placeholder."""
@@ -91,6 +105,8 @@ def queue_notification(
         subject, requester, technician = ticket.subject, ticket.requester, ticket.technician
         status = "open" if decision.reopen else ticket.status
     comment = decision.body if notice.kind != "acknowledgement" else ""
+    if notice.kind == "acknowledgement" and not (ctx.auth is not None and ctx.auth.authenticated):
+        subject = NEUTRAL_SUBJECT
     fields = NotificationFields(
         kind=notice.kind,
         ticket=ticket_id,

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, true, update
+from sqlalchemy import Select, delete, or_, select, true, update
 
 from . import schema as t
 from .delivery import DeliveryStore
-from .notices import BACKOFF, MAX_SEND_ATTEMPTS, NotificationFields, OutboxItem
+from .notices import BACKOFF, MAX_SEND_ATTEMPTS, NotificationFields, OutboxItem, acknowledged_subject
 
 _requester, _technician, _author = t.users.alias("requester"), t.users.alias("technician"), t.users.alias("author")
 _n = t.notifications
@@ -34,6 +34,7 @@ _ITEMS = select(
     t.comments.c.body.label("comment"),
     _author.c.email.label("author"),
     t.messages.c.message_id.label("in_reply_to"),
+    t.messages.c.auth_verdict,
 ).select_from(
     _n.join(t.tickets, t.tickets.c.id == _n.c.ticket_id)
     .join(_requester, _requester.c.id == t.tickets.c.requester_id)
@@ -50,13 +51,18 @@ def claim(
     """Take the rows `ids` (this delivery's own) and up to `due` rows waiting for a retry.
 
     `force` (an admin's `notifications retry ID`) takes the given rows whatever their state.
+
+    Each row is claimed once: on PostgreSQL the rows are locked as they are read (FOR UPDATE SKIP LOCKED: a
+    concurrent claim passes over them instead of reading them too), and their lease is pushed out before the
+    lock is released, so a claim that reads them afterwards finds them not due. SQLite has no row locks and
+    needs none: the transaction began with BEGIN IMMEDIATE (store/engine.py), so claims take turns.
     """
     now = t.utcnow()
     conditions = []
     if ids:
         conditions.append(_n.c.id.in_(list(ids)) if force else _n.c.id.in_(list(ids)) & (_n.c.status == "pending"))
     with store.transaction() as tx:
-        rows: list[Any] = list(tx.conn.execute(_ITEMS.where(or_(*conditions)))) if conditions else []
+        rows: list[Any] = list(tx.conn.execute(_locked(_ITEMS.where(or_(*conditions))))) if conditions else []
         if due:
             waiting = _ITEMS.where(
                 _n.c.status.in_(("pending", "failed")),
@@ -64,10 +70,16 @@ def claim(
                 _n.c.attempts < MAX_SEND_ATTEMPTS,
                 _n.c.id.not_in([row.id for row in rows]) if rows else true(),
             )
-            rows += list(tx.conn.execute(waiting.order_by(_n.c.id).limit(due)))
+            rows += list(tx.conn.execute(_locked(waiting.order_by(_n.c.id).limit(due))))
         for row in rows:
             tx.conn.execute(update(_n).where(_n.c.id == row.id).values(next_attempt_at=now + lease))
     return [_item(row) for row in rows]
+
+
+def _locked(query: Select[Any]) -> Select[Any]:
+    """Lock the notification rows read (not the tickets, users and comments joined for their text); a row
+    another claim holds is skipped. SQLAlchemy leaves this out on SQLite, which locks the whole database."""
+    return query.with_for_update(of=_n, skip_locked=True)
 
 
 def finish(store: DeliveryStore, results: list[tuple[OutboxItem, str | None, str | None]]) -> None:
@@ -121,7 +133,7 @@ def _item(row: Any) -> OutboxItem:
         kind=row.kind,
         ticket=row.ticket,
         recipient=row.recipient,
-        subject=row.subject,
+        subject=acknowledged_subject(row.kind, row.subject, row.auth_verdict),
         requester=row.requester,
         technician=row.technician,
         status=row.status,
