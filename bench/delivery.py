@@ -45,7 +45,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from support.servers.delivery_service import ADMIN, DELIVER, LmtpClient, ServiceProcess, child_env  # noqa: E402
+from support.executables import ADMIN, DELIVER, child_env  # noqa: E402
+from support.servers.delivery_service import LmtpClient, ServiceProcess  # noqa: E402
 from support.servers.pgserver import PgServer  # noqa: E402
 
 PY = sys.executable

@@ -8,33 +8,45 @@ Databases
   sqlite_url     function: fresh SQLite URL only
   postgres_url   function: fresh PostgreSQL URL only
 
-Executables
+Executables (tests/support/run.py)
   run_deliver    function: run bin/email2ticket-deliver -> Result
   run_admin      function: run bin/email2ticket -> Result
   make_runner    function: factory for a runner of any script (same environment rules)
 
+The help desk (tests/support/desk.py)
+  desk           function: a Desk on database_url, no configuration file
+  make_desk      function: make_desk(settings=None, **Desk options) -> Desk on database_url; with settings,
+                 its configuration file is <child_home>/email2ticket.toml
+
+Servers
+  start_service  function: start_service(url, **ServiceProcess options) -> a running `email2ticket serve`
+                 (tests/support/servers/delivery_service.py), killed after the test
+  smtp_sink      function: a running SMTP sink (tests/support/servers/smtpsink.py)
+  postfix, exim, make_mta_desk, ...: the MTA tests' (tests/support/mta/fixtures.py)
+
+Every test fails if it leaves a process of its own running (tests/support/processes.py).
 Tests that touch PostgreSQL are marked ``postgres`` automatically, so
 ``pytest -m "not postgres"`` runs without a server.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from support import processes
+from support.desk import Desk, MakeDesk
+from support.executables import ADMIN, DELIVER
+from support.run import Runner
+from support.servers.delivery_service import ServiceProcess, StartService
 from support.servers.pgserver import PgServer, find_pg_bindir
 
-REPO = Path(__file__).resolve().parent.parent
-DELIVER = REPO / "bin" / "email2ticket-deliver"
-ADMIN = REPO / "bin" / "email2ticket"
+# Fixture modules, registered (not imported) so that pytest rewrites their asserts.
+pytest_plugins = ["support.servers.smtpsink", "support.mta.fixtures"]
 
 _PG_FIXTURES = frozenset({"pg_server", "pg_admin", "postgres_url"})
 
@@ -138,99 +150,6 @@ def postgres_url(pg_server: PgServer) -> Iterator[str]:
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Result:
-    """Outcome of one run of an executable."""
-
-    returncode: int
-    stdout: bytes
-    stderr: bytes
-    argv: tuple[str, ...] = field(default=(), compare=False)
-
-    @property
-    def stdout_text(self) -> str:
-        return self.stdout.decode("utf-8", errors="replace")
-
-    @property
-    def stderr_text(self) -> str:
-        return self.stderr.decode("utf-8", errors="replace")
-
-    @property
-    def stderr_first_line(self) -> str:
-        lines = self.stderr_text.splitlines()
-        return lines[0] if lines else ""
-
-    @property
-    def json(self) -> Any:
-        """stdout parsed as its single JSON line (AssertionError if it is not exactly one)."""
-        lines = [line for line in self.stdout_text.splitlines() if line.strip()]
-        if len(lines) != 1:
-            raise AssertionError(f"expected exactly one JSON line on stdout, got {len(lines)}\n{self}")
-        try:
-            return json.loads(lines[0])
-        except json.JSONDecodeError as exc:
-            raise AssertionError(f"stdout is not JSON ({exc})\n{self}") from None
-
-    def __str__(self) -> str:
-        return (
-            f"$ {' '.join(self.argv)}\nexit status {self.returncode}\n"
-            f"--- stdout ---\n{self.stdout_text}\n--- stderr ---\n{self.stderr_text}"
-        )
-
-
-class Runner:
-    """Runs ``[sys.executable, script, *args]`` in a clean environment.
-
-    The child gets only PATH, HOME (a per-test directory, also the working
-    directory) and PYTHONPATH=<repo>/lib (so the working tree is what runs,
-    installed or not); nothing else from the outer environment, in particular
-    no EMAIL2TICKET_* variable.  ``env`` entries are merged over that; a value
-    of None removes the variable.
-    """
-
-    def __init__(self, script: Path, home: Path) -> None:
-        self.script = script
-        self.home = home
-
-    def base_env(self) -> dict[str, str]:
-        return {
-            "PATH": os.environ.get("PATH", os.defpath),
-            "HOME": str(self.home),
-            "PYTHONPATH": str(REPO / "lib"),
-        }
-
-    def __call__(
-        self,
-        *args: str | os.PathLike[str],
-        stdin: bytes = b"",
-        env: Mapping[str, str | None] | None = None,
-        timeout: float = 120.0,
-        cwd: Path | None = None,
-    ) -> Result:
-        child_env = self.base_env()
-        for key, value in (env or {}).items():
-            if value is None:
-                child_env.pop(key, None)
-            else:
-                child_env[key] = value
-        argv = (sys.executable, str(self.script), *(os.fspath(a) for a in args))
-        self.home.mkdir(parents=True, exist_ok=True)
-        try:
-            proc = subprocess.run(
-                argv,
-                input=stdin,
-                capture_output=True,
-                env=child_env,
-                cwd=cwd or self.home,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            partial = Result(-1, exc.stdout or b"", exc.stderr or b"", argv)
-            pytest.fail(f"timed out after {timeout} s\n{partial}", pytrace=False)
-        return Result(proc.returncode, proc.stdout, proc.stderr, argv)
-
-
 @pytest.fixture
 def child_home(tmp_path: Path) -> Path:
     """HOME of the child processes (shared by run_deliver and run_admin in one test)."""
@@ -259,3 +178,61 @@ def run_deliver(child_home: Path) -> Runner:
 def run_admin(child_home: Path) -> Runner:
     """``run_admin(*args, stdin=b"", env=None, timeout=120) -> Result`` for bin/email2ticket."""
     return Runner(ADMIN, child_home)
+
+
+# --------------------------------------------------------------------------
+# The help desk, the resident service
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_desk(database_url: str, run_admin: Runner, run_deliver: Runner, child_home: Path) -> MakeDesk:
+    """``make_desk(settings=None, **options) -> Desk`` on the test's database (see Desk for the options)."""
+
+    def factory(settings: dict[str, Any] | None = None, **options: Any) -> Desk:
+        if settings is not None:
+            options.setdefault("config", child_home / "email2ticket.toml")
+        return Desk(database_url, run_admin, run_deliver, settings=settings, **options)
+
+    return factory
+
+
+@pytest.fixture
+def desk(make_desk: MakeDesk) -> Desk:
+    """A help desk on database_url driven by the executables' defaults (no configuration file)."""
+    return make_desk()
+
+
+@pytest.fixture
+def start_service() -> Iterator[StartService]:
+    """``start_service(url, **ServiceProcess options)``: a running service; every one is killed afterwards."""
+    started: list[ServiceProcess] = []
+
+    def start(url: str, **options: Any) -> ServiceProcess:
+        service = ServiceProcess(url, **options)
+        started.append(service)
+        return service.start()
+
+    yield start
+    for service in started:
+        service.close()
+
+
+# --------------------------------------------------------------------------
+# No process outlives its test
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    """Fails a test that leaves a process it started running after its own teardown (and kills it).
+
+    Autouse in the root conftest, this fixture is set up before the test's other function-scoped fixtures and
+    torn down after them; the servers of session- and module-scoped fixtures are already running when it looks."""
+    before = processes.snapshot()
+    yield
+    left = processes.leftovers(before)
+    if left:
+        listed = "\n".join(f"  pid {p.pid} (parent {p.ppid}): {p.command()}" for p in left)
+        processes.kill(left)
+        pytest.fail(f"the test left {len(left)} process(es) running (now killed):\n{listed}", pytrace=False)

@@ -7,18 +7,20 @@ normal access, so under the default `sender_verification = technicians` his repl
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from support.desk import Desk, MakeDesk, reason
 from support.dkimsign import SigningKey, ed25519_key, rsa_key, sign
+from support.mail import MAIL
 from support.servers.dnsserver import DnsServer
 
-MAIL = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
 TECH_REPLY = (MAIL / "reply_technician.eml").read_bytes()
 OUR_MX = (
     "Received: from mail.helpdesk.example (mail.helpdesk.example [192.0.2.20])\n"
@@ -48,50 +50,28 @@ def dns_server(keys: dict[str, SigningKey]) -> Iterator[DnsServer]:
         yield server
 
 
-class Desk:
-    """One help desk on one fresh database, configured to ask the test's DNS server."""
-
-    def __init__(self, url: str, run_deliver: Any, run_admin: Any, server: DnsServer, home: Path) -> None:
-        self.url, self._deliver, self._admin, self.server = url, run_deliver, run_admin, server
-        self.config = home / "email2ticket.toml"
-        self.configure(time_budget=3)
-        if not url.startswith("sqlite"):
-            self.admin("init")
-        assert self.deliver((MAIL / "new_ticket.eml").read_bytes()).json["ticket"] == 1
-        self.admin("user", "add", "bob@helpdesk.example", "--technician", "--access", "normal")
-        self.replies = 0
-
-    def configure(self, *, time_budget: float, delivery_timeout: float = 60) -> None:
-        self.config.write_text(
-            f"delivery_timeout = {delivery_timeout}\n"
-            f'[dns]\nresolvers = ["{self.server.address}"]\ntime_budget = {time_budget}\n[logging]\ntarget = "none"\n'
-        )
-
-    def deliver(self, raw: bytes, *args: str) -> Any:
-        return self._deliver("--config", self.config, "--database-url", self.url, "--json", *args, stdin=raw)
-
-    def admin(self, *args: str, stdin: bytes = b"") -> Any:
-        result = self._admin("--config", self.config, "--database-url", self.url, *args, stdin=stdin)
-        assert result.returncode == 0, result
-        return result
-
-    def reply(self, *, sender: bytes = b"bob@helpdesk.example", body: bytes | None = None) -> bytes:
-        """A fresh technician reply to ticket #1 (its own Message-ID, so never a duplicate)."""
-        self.replies += 1
-        raw = TECH_REPLY.replace(b"tech-reply-1", f"tech-reply-auth-{self.replies}".encode())
-        raw = raw.replace(b"bob@helpdesk.example", sender)
-        return raw if body is None else raw.replace(b"I ordered a new fuser unit", body)
-
-    def ticket(self, number: int) -> dict[str, Any]:
-        return json.loads(self.admin("ticket", "show", str(number), "--json").stdout)  # type: ignore[no-any-return]
-
-    def messages(self) -> list[dict[str, Any]]:
-        return json.loads(self.admin("messages", "list", "--json").stdout)  # type: ignore[no-any-return]
+@pytest.fixture
+def desk(make_desk: MakeDesk, dns_server: DnsServer) -> Desk:
+    """A help desk asking the test's DNS server, where alice@example.com opened ticket #1 and bob@helpdesk.example
+    is a technician with normal access."""
+    dns = {"resolvers": [dns_server.address], "time_budget": 3}
+    desk = make_desk({"delivery_timeout": 60, "dns": dns, "logging": {"target": "none"}})
+    assert desk.deliver("new_ticket.eml").json["ticket"] == 1
+    desk.admin("user", "add", "bob@helpdesk.example", "--technician", "--access", "normal")
+    return desk
 
 
 @pytest.fixture
-def desk(database_url: str, run_deliver: Any, run_admin: Any, dns_server: DnsServer, child_home: Path) -> Desk:
-    return Desk(database_url, run_deliver, run_admin, dns_server, child_home)
+def reply() -> Callable[..., bytes]:
+    """reply(sender=..., body=...): a fresh technician reply to ticket #1 (its own Message-ID, so never a duplicate)."""
+    replies = itertools.count(1)
+
+    def fresh(*, sender: bytes = b"bob@helpdesk.example", body: bytes | None = None) -> bytes:
+        raw = TECH_REPLY.replace(b"tech-reply-1", f"tech-reply-auth-{next(replies)}".encode())
+        raw = raw.replace(b"bob@helpdesk.example", sender)
+        return raw if body is None else raw.replace(b"I ordered a new fuser unit", body)
+
+    return fresh
 
 
 def outcome(result: Any, action: str, ticket: int | None) -> dict[str, Any]:
@@ -101,13 +81,11 @@ def outcome(result: Any, action: str, ticket: int | None) -> dict[str, Any]:
     return data
 
 
-def reason(data: dict[str, Any], rule: str) -> str:
-    return next(r.split(": ", 1)[1] for r in data["reasons"] if r.startswith(rule + ": "))
-
-
 @pytest.mark.parametrize("algorithm", ["rsa", "ed25519"])
-def test_signed_technician_reply_updates(desk: Desk, keys: dict[str, SigningKey], algorithm: str) -> None:
-    data = outcome(desk.deliver(sign(desk.reply(), keys[algorithm])), "update", 1)
+def test_signed_technician_reply_updates(
+    desk: Desk, keys: dict[str, SigningKey], algorithm: str, reply: Callable[..., bytes]
+) -> None:
+    data = outcome(desk.deliver(sign(reply(), keys[algorithm])), "update", 1)
     why = reason(data, "sender-authenticated")
     assert why.startswith(f"authenticated: DKIM signature d=helpdesk.example s={keys[algorithm].selector} verified")
     assert f"{keys[algorithm].algorithm.decode()}: pass (signature verified)" in why
@@ -120,39 +98,41 @@ def test_signed_technician_reply_updates(desk: Desk, keys: dict[str, SigningKey]
     assert "--- comment by bob@helpdesk.example (verified)" in desk.admin("ticket", "show", "1").stdout_text
 
 
-def test_unauthenticated_technician_mail_opens_flagged_tickets(desk: Desk, keys: dict[str, SigningKey]) -> None:
+def test_unauthenticated_technician_mail_opens_flagged_tickets(
+    desk: Desk, keys: dict[str, SigningKey], reply: Callable[..., bytes]
+) -> None:
     """Every way a signature can fail to vouch for From: ends the same: a new, flagged ticket, exit 0."""
     now = int(time.time())
     cases: list[tuple[str, bytes, str]] = [
-        ("no signature", desk.reply(), "no DKIM-Signature and no trusted Authentication-Results"),
+        ("no signature", reply(), "no DKIM-Signature and no trusted Authentication-Results"),
         (
             "body modified after signing",
-            sign(desk.reply(), keys["rsa"]).replace(b"arrives on Monday", b"arrives on Friday"),
+            sign(reply(), keys["rsa"]).replace(b"arrives on Monday", b"arrives on Friday"),
             "fail (body hash mismatch: the body was changed after signing)",
         ),
         (
             "forged From: with a valid signature of another domain",
-            sign(desk.reply(), keys["evil"]),
+            sign(reply(), keys["evil"]),
             "dkim d=evil.example s=evil rsa-sha256: pass (signature verified), d= is unrelated to the From: domain",
         ),
         (
             "expired signature",
-            sign(desk.reply(), keys["ed25519"], dates=(now - 30 * 86400, now - 20 * 86400)),
+            sign(reply(), keys["ed25519"], dates=(now - 30 * 86400, now - 20 * 86400)),
             "permerror (the signature expired at",
         ),
         (
             "l= body-length abuse",
-            sign(desk.reply(), keys["rsa"], length=True) + b"\nPS: wire the invoice to IBAN XX00 0000, urgent!\n",
+            sign(reply(), keys["rsa"], length=True) + b"\nPS: wire the invoice to IBAN XX00 0000, urgent!\n",
             "policy (verified, but l= covers only",
         ),
         (
             "a key nobody published",
-            sign(desk.reply(), keys["unpublished"]),
+            sign(reply(), keys["unpublished"]),
             "permerror (no key published at gone._domainkey.helpdesk.example)",
         ),
         (
             "several From: addresses",
-            sign(desk.reply(sender=b"bob@helpdesk.example>, <eve@evil.example"), keys["rsa"]),
+            sign(reply(sender=b"bob@helpdesk.example>, <eve@evil.example"), keys["rsa"]),
             "the From: header names 2 addresses, which is never authenticated",
         ),
     ]
@@ -168,22 +148,24 @@ def test_unauthenticated_technician_mail_opens_flagged_tickets(desk: Desk, keys:
     assert desk.messages()[1]["auth_verdict"]["decided_by"] == "headers"
 
 
-def test_subdomain_signer_and_alignment_modes(desk: Desk, keys: dict[str, SigningKey]) -> None:
-    data = outcome(desk.deliver(sign(desk.reply(), keys["sub"])), "update", 1)  # relaxed: same organization
+def test_subdomain_signer_and_alignment_modes(
+    desk: Desk, keys: dict[str, SigningKey], reply: Callable[..., bytes], dns_server: DnsServer
+) -> None:
+    data = outcome(desk.deliver(sign(reply(), keys["sub"])), "update", 1)  # relaxed: same organization
     assert "(relaxed alignment)" in reason(data, "sender-authenticated")
-    assert desk.server.asked("_dmarc.helpdesk.example")  # relaxed-only: the From: domain's DMARC may say adkim=s
-    desk.server.add_txt("_dmarc.helpdesk.example", "v=DMARC1; p=reject; adkim=s")
-    data = outcome(desk.deliver(sign(desk.reply(), keys["sub"])), "create", 2)
+    assert dns_server.asked("_dmarc.helpdesk.example")  # relaxed-only: the From: domain's DMARC may say adkim=s
+    dns_server.add_txt("_dmarc.helpdesk.example", "v=DMARC1; p=reject; adkim=s")
+    data = outcome(desk.deliver(sign(reply(), keys["sub"])), "create", 2)
     assert "the DMARC record of helpdesk.example: adkim=s" in reason(data, "sender-authenticated")
-    desk.server.remove("_dmarc.helpdesk.example")
+    dns_server.remove("_dmarc.helpdesk.example")
     desk.admin("settings", "set", "dkim_alignment", "strict")
-    data = outcome(desk.deliver(sign(desk.reply(), keys["sub"])), "create", 3)
+    data = outcome(desk.deliver(sign(reply(), keys["sub"])), "create", 3)
     assert "alignment is strict (dkim_alignment=strict)" in reason(data, "sender-authenticated")
-    outcome(desk.deliver(sign(desk.reply(), keys["rsa"])), "update", 1)  # identical d= passes strict
+    outcome(desk.deliver(sign(reply(), keys["rsa"])), "update", 1)  # identical d= passes strict
 
 
-def test_one_good_signature_among_several(desk: Desk, keys: dict[str, SigningKey]) -> None:
-    raw = sign(sign(sign(desk.reply(), keys["ed25519"]), keys["evil"]), keys["unpublished"])
+def test_one_good_signature_among_several(desk: Desk, keys: dict[str, SigningKey], reply: Callable[..., bytes]) -> None:
+    raw = sign(sign(sign(reply(), keys["ed25519"]), keys["evil"]), keys["unpublished"])
     data = outcome(desk.deliver(raw), "update", 1)
     why = reason(data, "sender-authenticated")
     assert "d=helpdesk.example s=ed25519 verified" in why
@@ -192,40 +174,44 @@ def test_one_good_signature_among_several(desk: Desk, keys: dict[str, SigningKey
     assert len(desk.messages()[-1]["auth_verdict"]["evidence"]) == 3
 
 
-def test_authentication_results_trusted_and_forged(desk: Desk) -> None:
+def test_authentication_results_trusted_and_forged(
+    desk: Desk, reply: Callable[..., bytes], dns_server: DnsServer
+) -> None:
     claim = "Authentication-Results: mx.helpdesk.example; dkim=pass header.d=helpdesk.example header.s=sel\n"
     # Not configured: no header is trusted, whatever it claims.
-    data = outcome(desk.deliver(claim.encode() + OUR_MX.encode() + desk.reply()), "create", 2)
+    data = outcome(desk.deliver(claim.encode() + OUR_MX.encode() + reply()), "create", 2)
     assert "trusted_authserv_ids is empty" in reason(data, "sender-authenticated")
     desk.admin("settings", "set", "trusted_authserv_ids", "mx.helpdesk.example")
     # Forged: the sender wrote it, so our MX's Received: header sits above it.
-    data = outcome(desk.deliver(OUR_MX.encode() + claim.encode() + desk.reply()), "create", 3)
+    data = outcome(desk.deliver(OUR_MX.encode() + claim.encode() + reply()), "create", 3)
     assert "below a Received: header added outside trusted_hosts" in reason(data, "sender-authenticated")
     # Another verifier's verdict: not ours to trust.
     other = claim.replace("mx.helpdesk.example;", "mx.evil.example;")
-    outcome(desk.deliver(other.encode() + OUR_MX.encode() + desk.reply()), "create", 4)
+    outcome(desk.deliver(other.encode() + OUR_MX.encode() + reply()), "create", 4)
     # Ours, added above our own Received: header: accepted without re-verifying (no DNS at all).
-    data = outcome(desk.deliver(claim.encode() + OUR_MX.encode() + desk.reply()), "update", 1)
+    data = outcome(desk.deliver(claim.encode() + OUR_MX.encode() + reply()), "update", 1)
     assert reason(data, "sender-authenticated").startswith(
         "authenticated: trusted Authentication-Results from mx.helpdesk.example: dkim d=helpdesk.example s=sel: pass"
     )
     # An authenticated submission by the From: address itself (internal mail often has no signature).
     submission = "Authentication-Results: mx.helpdesk.example; auth=pass smtp.auth=bob@helpdesk.example\n"
-    data = outcome(desk.deliver(submission.encode() + desk.reply()), "update", 1)
+    data = outcome(desk.deliver(submission.encode() + reply()), "update", 1)
     assert "submission authenticated as bob@helpdesk.example" in reason(data, "sender-authenticated")
     # A verifier inserting below the MTA's own Received: header, with the MX in trusted_hosts.
     desk.admin("settings", "set", "trusted_hosts", "mx.helpdesk.example")
-    outcome(desk.deliver(OUR_MX.encode() + claim.encode() + desk.reply()), "update", 1)
-    assert desk.server.queries == []
+    outcome(desk.deliver(OUR_MX.encode() + claim.encode() + reply()), "update", 1)
+    assert dns_server.queries == []
     assert [c["verified"] for c in desk.ticket(1)["comments"]] == [True, True, True]
 
 
-def test_dns_timeout_that_decides_the_outcome_defers(desk: Desk, keys: dict[str, SigningKey]) -> None:
-    desk.configure(time_budget=1)
-    desk.server.hang.add("helpdesk.example")
+def test_dns_timeout_that_decides_the_outcome_defers(
+    desk: Desk, keys: dict[str, SigningKey], reply: Callable[..., bytes], dns_server: DnsServer
+) -> None:
+    desk.configure(dns={"time_budget": 1})
+    dns_server.hang.add("helpdesk.example")
     before = len(desk.messages())
     started = time.monotonic()
-    result = desk.deliver(sign(desk.reply(), keys["rsa"]))
+    result = desk.deliver(sign(reply(), keys["rsa"]))
     assert result.returncode == 75, result
     assert time.monotonic() - started < 10
     assert result.stderr_first_line.startswith(
@@ -236,59 +222,65 @@ def test_dns_timeout_that_decides_the_outcome_defers(desk: Desk, keys: dict[str,
     assert "Traceback" not in result.stderr_text
     assert len(desk.messages()) == before and desk.ticket(1)["comments"] == []  # nothing written: the MTA retries
     # The same mail once DNS answers again is delivered normally.
-    desk.server.hang.clear()
-    outcome(desk.deliver(sign(desk.reply(), keys["rsa"])), "update", 1)
+    dns_server.hang.clear()
+    outcome(desk.deliver(sign(reply(), keys["rsa"])), "update", 1)
 
 
-def test_delivery_timeout_during_dns_still_defers(desk: Desk, keys: dict[str, SigningKey]) -> None:
+def test_delivery_timeout_during_dns_still_defers(
+    desk: Desk, keys: dict[str, SigningKey], reply: Callable[..., bytes], dns_server: DnsServer
+) -> None:
     # dnspython swallows the alarm while it waits for a server; it must still end the delivery, on time.
-    desk.configure(time_budget=30, delivery_timeout=2)
-    desk.server.hang.add("slow.example")
+    desk.configure(delivery_timeout=2, dns={"time_budget": 30})
+    dns_server.hang.add("slow.example")
     started = time.monotonic()
-    result = desk.deliver(sign(sign(desk.reply(), keys["rsa"]), keys["slow"]))
+    result = desk.deliver(sign(sign(reply(), keys["rsa"]), keys["slow"]))
     assert result.returncode == 75, result
     assert result.stderr_first_line.startswith("4.3.0 delivery took longer than delivery_timeout (2 s)")
     assert time.monotonic() - started < 15
     assert desk.ticket(1)["comments"] == []
 
 
-def test_dns_timeout_that_does_not_matter_is_recorded_and_ignored(desk: Desk, keys: dict[str, SigningKey]) -> None:
-    desk.configure(time_budget=1)
-    desk.server.hang.add("slow.example")
+def test_dns_timeout_that_does_not_matter_is_recorded_and_ignored(
+    desk: Desk, keys: dict[str, SigningKey], reply: Callable[..., bytes], dns_server: DnsServer
+) -> None:
+    desk.configure(dns={"time_budget": 1})
+    dns_server.hang.add("slow.example")
     # A second signature of an unrelated, unreachable domain: the aligned one decides.
-    data = outcome(desk.deliver(sign(sign(desk.reply(), keys["slow"]), keys["rsa"])), "update", 1)
+    data = outcome(desk.deliver(sign(sign(reply(), keys["slow"]), keys["rsa"])), "update", 1)
     why = reason(data, "sender-authenticated")
     assert why.startswith("authenticated: ") and "ignored: dkim d=slow.example s=slow ed25519-sha256: temperror" in why
     # A requester needs no verification: her signature's DNS is never even asked.
-    desk.server.hang.add("example.com")
+    dns_server.hang.add("example.com")
     alice = (MAIL / "reply_outlook_requester.eml").read_bytes()
     data = outcome(desk.deliver(sign(alice, keys["alice"])), "update", 1)
     assert reason(data, "sender-authenticated").startswith("not evaluated: not needed")
-    assert not desk.server.asked("example.com")
+    assert not dns_server.asked("example.com")
     # restrict_replies off: the technician may reply anyway; the temperror is recorded, not fatal.
-    desk.server.hang.add("helpdesk.example")
+    dns_server.hang.add("helpdesk.example")
     desk.admin("settings", "set", "restrict_replies", "off")
-    data = outcome(desk.deliver(sign(desk.reply(), keys["rsa"])), "update", 1)
+    data = outcome(desk.deliver(sign(reply(), keys["rsa"])), "update", 1)
     assert reason(data, "sender-authenticated").startswith("DNS failed temporarily")
     assert [c["verified"] for c in desk.ticket(1)["comments"]] == [True, False, False]
 
 
-def test_modes_off_and_all(desk: Desk, keys: dict[str, SigningKey]) -> None:
+def test_modes_off_and_all(desk: Desk, keys: dict[str, SigningKey], reply: Callable[..., bytes]) -> None:
     alice = (MAIL / "reply_outlook_requester.eml").read_bytes()
     desk.admin("settings", "set", "sender_verification", "all")
     data = outcome(desk.deliver(alice), "create", 2)  # every update needs proof, the requester's too
     assert "needed for a requester's reply (sender_verification=all)" in reason(data, "sender-authenticated")
     outcome(desk.deliver(sign(alice.replace(b"DB9PR01", b"DB9PR02"), keys["alice"])), "update", 1)
     desk.admin("settings", "set", "sender_verification", "off")
-    data = outcome(desk.deliver(desk.reply()), "update", 1)  # the seed rules: From: alone
+    data = outcome(desk.deliver(reply()), "update", 1)  # the seed rules: From: alone
     assert reason(data, "sender-authenticated") == "not evaluated: not needed (sender_verification=off)"
     shown = json.loads(desk.admin("settings", "show", "--json").stdout)
     assert shown["sender_verification"] == "off" and shown["dkim_alignment"] == "relaxed"
     assert shown["trusted_authserv_ids"] == "" and shown["trusted_hosts"] == ""
 
 
-def test_explain_tells_the_verdict_in_words(desk: Desk, keys: dict[str, SigningKey]) -> None:
-    forged = sign(desk.reply(), keys["evil"])
+def test_explain_tells_the_verdict_in_words(
+    desk: Desk, keys: dict[str, SigningKey], reply: Callable[..., bytes]
+) -> None:
+    forged = sign(reply(), keys["evil"])
     lines = desk.admin("explain", stdin=forged).stdout_text.splitlines()
     assert "sender-is-privileged-technician: HIT - bob@helpdesk.example is a technician with normal" in lines[11]
     assert lines[12].startswith(
@@ -297,14 +289,14 @@ def test_explain_tells_the_verdict_in_words(desk: Desk, keys: dict[str, SigningK
     )
     assert lines[-2].startswith("unverified-sender: HIT - bob@helpdesk.example would have updated ticket #1")
     assert lines[-1] == "Decision: create new ticket flagged as from an unverified sender"
-    good = desk.admin("explain", stdin=sign(desk.reply(), keys["rsa"])).stdout_text
+    good = desk.admin("explain", stdin=sign(reply(), keys["rsa"])).stdout_text
     assert "sender-authenticated: HIT - authenticated: DKIM signature d=helpdesk.example" in good
     assert good.splitlines()[-1] == "Decision: update ticket #1"
     assert len(desk.messages()) == 1  # explain writes nothing
 
 
-def test_messages_show_prints_the_verdict(desk: Desk, keys: dict[str, SigningKey]) -> None:
-    outcome(desk.deliver(sign(desk.reply(), keys["rsa"])), "update", 1)
+def test_messages_show_prints_the_verdict(desk: Desk, keys: dict[str, SigningKey], reply: Callable[..., bytes]) -> None:
+    outcome(desk.deliver(sign(reply(), keys["rsa"])), "update", 1)
     text = desk.admin("messages", "show", "2").stdout_text
     assert "sender-authenticated: authenticated: DKIM signature" in text
     assert '"result": "pass"' in text and '"decided_by": "dkim"' in text
@@ -320,7 +312,7 @@ print(json.dumps({"code": code, "dkim": "dkim" in sys.modules, "dns": "dns.resol
 
 
 def test_heavy_imports_only_when_the_decision_needs_them(
-    desk: Desk, keys: dict[str, SigningKey], make_runner: Any, tmp_path: Path
+    desk: Desk, keys: dict[str, SigningKey], make_runner: Any, tmp_path: Path, reply: Callable[..., bytes]
 ) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
@@ -328,10 +320,10 @@ def test_heavy_imports_only_when_the_decision_needs_them(
     alice = (MAIL / "reply_outlook_requester.eml").read_bytes()
     cases = [
         (sign(alice, keys["alice"]), False),  # signed, but a requester needs no verification
-        (desk.reply(), False),  # a technician without any signature: unauthenticated at once
-        (sign(desk.reply(), keys["rsa"]), True),  # a technician's signature decides: verify
+        (reply(), False),  # a technician without any signature: unauthenticated at once
+        (sign(reply(), keys["rsa"]), True),  # a technician's signature decides: verify
     ]
     for raw, heavy in cases:
-        result = runner("--config", desk.config, "--database-url", desk.url, stdin=raw)
+        result = runner(*desk.options(), stdin=raw)
         probe_line = json.loads(result.stderr_text.strip().splitlines()[-1])
         assert probe_line == {"code": 0, "dkim": heavy, "dns": heavy}, result

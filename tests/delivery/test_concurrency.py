@@ -6,38 +6,18 @@ Each delivery is its own process, as under an MTA with several pipe processes ru
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-DELIVER = REPO / "bin" / "email2ticket-deliver"
-
-
-def mail(sender: str, subject: str, message_id: str, body: str) -> bytes:
-    return (
-        f"From: {sender}\nTo: helpdesk@helpdesk.example\nSubject: {subject}\n"
-        f"Message-ID: <{message_id}>\nContent-Type: text/plain; charset=utf-8\n\n{body}\n"
-    ).encode()
+from support.executables import start_deliver
+from support.mail import mail
 
 
 def deliver_all(url: str, messages: list[bytes], home: Path) -> list[tuple[int, dict[str, Any], str]]:
     """Start one delivery process per message at once, then collect them all."""
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(REPO / "lib")}
-    procs = []
-    for raw in messages:
-        proc = subprocess.Popen(
-            [sys.executable, str(DELIVER), "--database-url", url, "--json"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        procs.append((proc, raw))
+    procs = [(start_deliver(home, "--database-url", url, "--json"), raw) for raw in messages]
     results = []
     for proc, raw in procs:
         out, err = proc.communicate(raw, timeout=180)
@@ -50,16 +30,19 @@ def test_twenty_new_tickets_and_twenty_replies_at_once(
     database_url: str, run_admin: Any, run_deliver: Any, tmp_path: Path
 ) -> None:
     assert run_admin("--database-url", database_url, "init").returncode == 0
-    first = run_deliver("--database-url", database_url, stdin=mail("alice@example.com", "Shared printer", "t1@x", "hi"))
+    opening = mail("Shared printer", "hi\n", sender="alice@example.com", message_id="t1@x")
+    first = run_deliver("--database-url", database_url, stdin=opening)
     assert first.returncode == 0, first
 
-    news = [mail(f"user{i}@example.com", f"Problem {i}", f"new{i}@x", f"body {i}") for i in range(20)]
+    news = [
+        mail(f"Problem {i}", f"body {i}\n", sender=f"user{i}@example.com", message_id=f"new{i}@x") for i in range(20)
+    ]
     replies = [
         mail(
-            "alice@example.com",
             "Re: Shared printer [Ticket #1]",
-            f"reply{i}@x",
-            f"reply {i}\n\nOn Thu, 26 Nov 2026 at 10:00, Help Desk wrote:\n> quoted",
+            f"reply {i}\n\nOn Thu, 26 Nov 2026 at 10:00, Help Desk wrote:\n> quoted\n",
+            sender="alice@example.com",
+            message_id=f"reply{i}@x",
         )
         for i in range(20)
     ]
@@ -78,7 +61,7 @@ def test_twenty_new_tickets_and_twenty_replies_at_once(
 @pytest.mark.slow
 def test_same_message_delivered_concurrently_lands_once(database_url: str, run_admin: Any, tmp_path: Path) -> None:
     assert run_admin("--database-url", database_url, "init").returncode == 0
-    raw = mail("carol@example.com", "VPN drops every hour", "same@x", "It drops.")
+    raw = mail("VPN drops every hour", "It drops.\n", sender="carol@example.com", message_id="same@x")
     results = deliver_all(database_url, [raw] * 8, tmp_path)
     assert all(code == 0 for code, _, _ in results), results
     actions = sorted(outcome["action"] for _, outcome, _ in results)

@@ -6,7 +6,6 @@ written, is not counted against the message (no quarantine), and the redelivery 
 from __future__ import annotations
 
 import json
-import os
 import random
 import resource
 import signal
@@ -21,15 +20,9 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-DELIVER = REPO / "bin" / "email2ticket-deliver"
-
-
-def mail(sender: str, subject: str, message_id: str, body: str = "It broke.\n", extra: str = "") -> bytes:
-    return (
-        f"From: {sender}\nTo: helpdesk@helpdesk.example\nSubject: {subject}\nMessage-ID: <{message_id}>\n"
-        f"Content-Type: text/plain; charset=utf-8\n{extra}\n{body}"
-    ).encode()
+from support.db import hold_lock
+from support.executables import DELIVER, child_env, start_deliver
+from support.mail import mail
 
 
 def tickets(run_admin: Any, url: str) -> Counter[str]:
@@ -54,18 +47,8 @@ def config(tmp_path: Path, text: str) -> str:
 
 
 def _start(url: str, raw: bytes, home: Path, stderr: Any = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(REPO / "lib")}
-    proc = subprocess.Popen(
-        [sys.executable, str(DELIVER), "--database-url", url, "--queue-id", "KILLTEST"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-        env=env,
-    )
-    assert proc.stdin is not None
-    proc.stdin.write(raw)
-    proc.stdin.close()
-    return proc
+    args = ("--database-url", url, "--queue-id", "KILLTEST")
+    return start_deliver(home, *args, stdin=raw, stdout=subprocess.DEVNULL, stderr=stderr)
 
 
 @pytest.mark.slow
@@ -75,9 +58,9 @@ def test_sigkill_at_random_points_then_redelivery_lands_exactly_once(
     assert run_admin("--database-url", database_url, "init").returncode == 0
     rng = random.Random(20261126)
     subjects = [f"Killed {i:03d} scanner" for i in range(200)]
-    raws = [mail(f"k{i}@example.com", s, f"kill{i}@x") for i, s in enumerate(subjects)]
+    raws = [mail(s, sender=f"k{i}@example.com", message_id=f"kill{i}@x") for i, s in enumerate(subjects)]
     # Kill points spread over a whole delivery: calibrate its duration under the same parallelism.
-    calibration = [mail(f"cal{i}@example.com", f"Calibration {i} ok", f"cal{i}@x") for i in range(4)]
+    calibration = [mail(f"Calibration {i} ok", sender=f"cal{i}@example.com", message_id=f"cal{i}@x") for i in range(4)]
     started = time.monotonic()
     procs = [_start(database_url, raw, tmp_path) for raw in calibration]
     assert all(proc.wait(timeout=120) == 0 for proc in procs)
@@ -158,7 +141,7 @@ def test_sqlite_full_database_defers_and_is_not_counted(sqlite_url: str, run_adm
     def _limit(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute(f"PRAGMA max_page_count = {pages + 2}")
 
-    big = mail("ann@example.com", "Full disk report", "full@x", "log line\n" * 20000)  # ~180 KB > 2 pages
+    big = mail("Full disk report", "log line\n" * 20000, sender="ann@example.com", message_id="full@x")  # > 2 pages
     with pytest.raises(TemporaryFailure, match="database or disk is full"):
         deliver(big, Envelope("ann@example.com"), store, Options(max_message_bytes=10**7))
     store.dispose()
@@ -172,8 +155,8 @@ def test_sqlite_file_size_limit_defers_through_the_executable(sqlite_url: str, r
     assert run_admin("--database-url", sqlite_url, "init").returncode == 0
     database = Path(sqlite_url.removeprefix("sqlite:///"))
     limit = max(p.stat().st_size for p in database.parent.glob(database.name + "*")) + 8192
-    big = mail("ann@example.com", "Full disk report", "fsize@x", "log line\n" * 20000)
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": str(REPO / "lib")}
+    big = mail("Full disk report", "log line\n" * 20000, sender="ann@example.com", message_id="fsize@x")
+    env = child_env(tmp_path)
     argv = [sys.executable, str(DELIVER), "--database-url", sqlite_url]
 
     def limited() -> None:
@@ -200,7 +183,7 @@ def test_postgresql_disk_full_defers_and_is_not_counted(
            CREATE TRIGGER disk_full BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION disk_full();""",
         database=postgres_url,
     )
-    raw = mail("bea@example.com", "Mail server full", "pgfull@x")
+    raw = mail("Mail server full", sender="bea@example.com", message_id="pgfull@x")
     result = run_deliver("--database-url", postgres_url, stdin=raw)
     assert result.returncode == 75, result
     assert result.stderr_first_line.startswith("4.3.0 database ")
@@ -219,33 +202,17 @@ def test_lock_timeout_defers_within_the_budget(
 ) -> None:
     assert run_admin("--database-url", database_url, "init").returncode == 0
     budget = config(tmp_path, "delivery_timeout = 2\n")  # lock timeout: 1.5 s
-    raw = mail("cid@example.com", "Locked out", "lock@x")
-    holder = _hold_lock(database_url)
-    try:
+    raw = mail("Locked out", sender="cid@example.com", message_id="lock@x")
+    with hold_lock(database_url, "tickets, messages"):
         started = time.monotonic()
         result = run_deliver("--config", budget, "--database-url", database_url, stdin=raw)
         elapsed = time.monotonic() - started
-    finally:
-        holder()
     assert result.returncode == 75, result
     assert result.stderr_first_line.startswith("4.3.0 "), result.stderr_first_line
     assert elapsed < 15, elapsed
     assert audit(run_admin, database_url) == Counter()
     assert run_deliver("--config", budget, "--database-url", database_url, stdin=raw).returncode == 0
     assert tickets(run_admin, database_url) == Counter({"Locked out": 1})
-
-
-def _hold_lock(url: str) -> Any:
-    """Another session holding the write lock; returns the function that releases it."""
-    if url.startswith("sqlite"):
-        connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-        connection.execute("BEGIN IMMEDIATE")
-        return lambda: (connection.rollback(), connection.close())
-    import psycopg
-
-    connection = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
-    connection.execute("LOCK TABLE tickets, messages IN ACCESS EXCLUSIVE MODE")
-    return lambda: (connection.rollback(), connection.close())
 
 
 @pytest.mark.postgres
@@ -260,7 +227,7 @@ def test_statement_timeout_defers(
         database=postgres_url,
     )
     budget = config(tmp_path, "delivery_timeout = 2\n")
-    raw = mail("dan@example.com", "Slow database", "slow@x")
+    raw = mail("Slow database", sender="dan@example.com", message_id="slow@x")
     result = run_deliver("--config", budget, "--database-url", postgres_url, stdin=raw)
     assert result.returncode == 75, result
     assert result.stderr_first_line.startswith("4.3.0 "), result.stderr_first_line

@@ -10,17 +10,21 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import support.mail
+from support.desk import Desk, MakeDesk
+from support.servers.pgserver import PgServer
+
 POISON = "POISON pill"
 
 
-def mail(sender: str, subject: str, message_id: str) -> bytes:
-    headers = f"From: {sender}\nTo: helpdesk@x.example\nSubject: {subject}\nMessage-ID: <{message_id}>\n"
-    return f"{headers}\nIt broke.\n".encode()
+# A bare message: no Content-Type, to another help-desk address.
+mail = partial(support.mail.mail, to="helpdesk@x.example", content_type=None)
 
 
 def add_poison_trigger(url: str, pg: Any) -> None:
@@ -50,25 +54,25 @@ def drop_poison_trigger(url: str, pg: Any) -> None:
 
 
 @pytest.fixture
-def desk(database_url: str, run_admin: Any, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    assert run_admin("--database-url", database_url, "init").returncode == 0
-    pg = request.getfixturevalue("pg_admin") if not database_url.startswith("sqlite") else None
-    add_poison_trigger(database_url, pg)
-    log = tmp_path / "deliver.log"
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'database_url = "{database_url}"\nmax_attempts = 3\n[logging]\ntarget = "file"\nfile = "{log}"\n'
-    )
-    return {"url": database_url, "pg": pg, "config": str(config), "log": log}
+def pg(database_url: str, request: pytest.FixtureRequest) -> PgServer | None:
+    """The server for the triggers on PostgreSQL; None on SQLite."""
+    return None if database_url.startswith("sqlite") else request.getfixturevalue("pg_admin")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def desk(make_desk: MakeDesk, pg: PgServer | None, tmp_path: Path) -> Desk:
+    """A desk whose configuration file names its database, max_attempts = 3, a poison trigger in the database."""
+    desk = make_desk({"max_attempts": 3}, url_in_config=True, log_file=tmp_path / "deliver.log", init=True)
+    add_poison_trigger(desk.url, pg)
+    return desk
 
 
 def test_poison_message_is_quarantined_after_max_attempts_then_replayed(
-    desk: dict[str, Any], run_deliver: Any, run_admin: Any
+    desk: Desk, pg: PgServer | None, tmp_path: Path
 ) -> None:
-    raw = mail("ann@example.com", POISON, "poison@x")
-    admin = ("--config", desk["config"])
+    raw = mail(POISON, sender="ann@example.com", message_id="poison@x")
     for attempt in (1, 2):
-        result = run_deliver("--config", desk["config"], "--json", stdin=raw)
+        result = desk.deliver(raw)
         assert result.returncode == 75, result
         assert result.stderr_first_line.startswith(
             f"4.3.0 internal error, attempt {attempt} of 3 before quarantine: "
@@ -76,57 +80,56 @@ def test_poison_message_is_quarantined_after_max_attempts_then_replayed(
         assert "value refused for this subject" in result.stderr_first_line
         assert "Traceback" in result.stderr_text  # the bug's traceback follows for the admin
         assert result.json["action"] == "defer"
-    result = run_deliver("--config", desk["config"], "--json", stdin=raw)
+    result = desk.deliver(raw)
     assert result.returncode == 0, result  # the MTA stops retrying
     assert result.json["action"] == "quarantine"
-    assert "error: quarantine " in desk["log"].read_text()  # logged at error level
+    assert "error: quarantine " in (tmp_path / "deliver.log").read_text()  # logged at error level
 
-    actions = [m["action"] for m in json.loads(run_admin(*admin, "messages", "list", "--json").stdout)]
+    actions = [m["action"] for m in desk.messages()]
     assert actions == ["defer", "defer", "quarantine"]
-    (item,) = json.loads(run_admin(*admin, "quarantine", "list", "--json").stdout)
+    (item,) = desk.json("quarantine", "list")
     assert (item["attempts"], item["subject"], item["sender"]) == (3, POISON, "ann@example.com")
     assert "value refused for this subject" in item["error"]
-    assert run_admin(*admin, "quarantine", "show", str(item["id"]), "--raw").stdout == raw
-    doctor = run_admin(*admin, "doctor")
+    assert desk.admin("quarantine", "show", str(item["id"]), "--raw").stdout == raw
+    doctor = desk.admin("doctor", check=False)
     assert doctor.returncode == 1
     assert "FAIL  quarantine: 1 message(s) failed repeatedly" in doctor.stdout_text
 
-    still = run_admin(*admin, "quarantine", "replay", str(item["id"]))
+    still = desk.admin("quarantine", "replay", str(item["id"]), check=False)
     assert still.returncode == 1
     assert "still failing, left in the quarantine" in still.stdout_text
 
-    drop_poison_trigger(desk["url"], desk["pg"])  # "the bug is fixed"
-    replay = run_admin(*admin, "quarantine", "replay", str(item["id"]))
+    drop_poison_trigger(desk.url, pg)  # "the bug is fixed"
+    replay = desk.admin("quarantine", "replay", str(item["id"]), check=False)
     assert replay.returncode == 0, replay
     # (PostgreSQL's sequences do not roll back: the failed attempts used up ticket numbers.)
     assert re.match(rf"message {item['id']}: replayed as message \d+ \(create, ticket #\d+\)$", replay.stdout_text)
-    assert json.loads(run_admin(*admin, "quarantine", "list", "--json").stdout) == []
-    assert "OK    quarantine: empty" in run_admin(*admin, "doctor").stdout_text
+    assert desk.json("quarantine", "list") == []
+    assert "OK    quarantine: empty" in desk.admin("doctor", check=False).stdout_text
     # The MTA delivering another copy later finds it delivered.
-    again = run_deliver("--config", desk["config"], "--json", stdin=raw)
+    again = desk.deliver(raw)
     assert (again.returncode, again.json["action"]) == (0, "duplicate")
-    tickets = json.loads(run_admin(*admin, "tickets", "list", "--json").stdout)
+    tickets = desk.tickets()
     assert [t["subject"] for t in tickets] == [POISON]
 
 
-def test_quarantine_replay_all_and_delete(desk: dict[str, Any], run_deliver: Any, run_admin: Any) -> None:
-    admin = ("--config", desk["config"])
+def test_quarantine_replay_all_and_delete(desk: Desk, pg: PgServer | None) -> None:
     for n in range(3):
-        raw = mail(f"u{n}@example.com", f"{POISON} {n} here", f"p{n}@x")
-        codes = [run_deliver("--config", desk["config"], stdin=raw).returncode for _ in range(3)]
+        raw = mail(f"{POISON} {n} here", sender=f"u{n}@example.com", message_id=f"p{n}@x")
+        codes = [desk.pipe(stdin=raw).returncode for _ in range(3)]
         assert codes == [75, 75, 0]
-    items = json.loads(run_admin(*admin, "quarantine", "list", "--json").stdout)
+    items = desk.json("quarantine", "list")
     assert len(items) == 3
-    deleted = run_admin(*admin, "quarantine", "delete", str(items[0]["id"]))
+    deleted = desk.admin("quarantine", "delete", str(items[0]["id"]), check=False)
     assert deleted.returncode == 0 and "3 record(s)" in deleted.stdout_text
-    assert run_admin(*admin, "quarantine", "show", str(items[0]["id"])).returncode == 1
+    assert desk.admin("quarantine", "show", str(items[0]["id"]), check=False).returncode == 1
 
-    drop_poison_trigger(desk["url"], desk["pg"])
-    replay = run_admin(*admin, "quarantine", "replay", "--all")
+    drop_poison_trigger(desk.url, pg)
+    replay = desk.admin("quarantine", "replay", "--all", check=False)
     assert replay.returncode == 0, replay
     assert replay.stdout_text.count("replayed as message") == 2
-    assert json.loads(run_admin(*admin, "quarantine", "list", "--json").stdout) == []
-    subjects = sorted(t["subject"] for t in json.loads(run_admin(*admin, "tickets", "list", "--json").stdout))
+    assert desk.json("quarantine", "list") == []
+    subjects = sorted(t["subject"] for t in desk.tickets())
     assert subjects == [f"{POISON} 1 here", f"{POISON} 2 here"]
 
 
@@ -135,7 +138,7 @@ def test_infrastructure_failures_are_never_counted(
 ) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'database_url = "{postgres_url}"\nmax_attempts = 1\n')
-    raw = mail("bo@example.com", "Database trouble", "infra@x")
+    raw = mail("Database trouble", sender="bo@example.com", message_id="infra@x")
     # No schema yet: 75 naming the fix, however often.
     for _ in range(2):
         result = run_deliver("--config", str(config), stdin=raw)
@@ -153,6 +156,6 @@ def test_infrastructure_failures_are_never_counted(
 def test_max_attempts_is_validated(run_deliver: Any, tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text("max_attempts = 0\n")
-    result = run_deliver("--config", str(config), stdin=mail("a@example.com", "x", "v@x"))
+    result = run_deliver("--config", str(config), stdin=mail("x", sender="a@example.com", message_id="v@x"))
     assert result.returncode == 75
     assert "max_attempts must be a positive integer" in result.stderr_first_line

@@ -8,29 +8,19 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
+from support.mta.fixtures import MakeMtaDesk, MtaDesk
 from support.mta.mail import HELPDESK, message
 from support.mta.postfix import PostfixInstance
 from support.mta.system import smtp_session, submit_on, wait_for
 
 if TYPE_CHECKING:
-    from support.mta.fixtures import Desk
     from support.servers.pgserver import PgServer
 
-pytest_plugins = ["support.mta.fixtures"]
 pytestmark = [pytest.mark.mta, pytest.mark.slow]
-
-MakeDesk = Callable[..., "Desk"]
-
-
-@pytest.fixture(autouse=True)
-def _empty_queue_after(postfix: PostfixInstance) -> Any:
-    yield
-    postfix.delete_queue()
 
 
 def _final(postfix: PostfixInstance, ids: list[str]) -> dict[str, str]:
@@ -54,7 +44,7 @@ def _drain(postfix: PostfixInstance, timeout: float = 300) -> int:
     return flushes
 
 
-def _count(desk: Desk, subjects: list[str]) -> dict[str, int]:
+def _count(desk: MtaDesk, subjects: list[str]) -> dict[str, int]:
     landed = Counter(t["subject"] for t in desk.tickets())
     return {
         "in": len(subjects),
@@ -65,9 +55,9 @@ def _count(desk: Desk, subjects: list[str]) -> dict[str, int]:
 
 
 def test_postgresql_stopped_during_a_burst_of_200(
-    postfix: PostfixInstance, make_desk: MakeDesk, postgres_url: str, pg_admin: PgServer
+    postfix: PostfixInstance, make_mta_desk: MakeMtaDesk, postgres_url: str, pg_admin: PgServer
 ) -> None:
-    desk = make_desk(postfix, postgres_url)
+    desk = make_mta_desk(postfix, postgres_url)
     subjects = [f"Burst {i:03d} printer" for i in range(200)]
     ids: list[str] = []
 
@@ -105,10 +95,10 @@ def test_postgresql_stopped_during_a_burst_of_200(
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_twenty_replies_and_twenty_new_tickets_at_once(
-    postfix: PostfixInstance, make_desk: MakeDesk, backend: str, request: pytest.FixtureRequest
+    postfix: PostfixInstance, make_mta_desk: MakeMtaDesk, backend: str, request: pytest.FixtureRequest
 ) -> None:
     url = "sqlite" if backend == "sqlite" else request.getfixturevalue("postgres_url")
-    desk = make_desk(postfix, url)
+    desk = make_mta_desk(postfix, url)
     with smtp_session(postfix.port) as smtp:
         first = submit_on(smtp, "alice@customers.test", [HELPDESK], message("alice@customers.test", "Shared", "s0@c"))
     postfix.wait_status(first, "sent")

@@ -7,35 +7,19 @@ email2ticket-deliver through SENDER/RECIPIENT in the environment; `temp_errors =
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
 import pytest
 
 from support.mta.exim import EximInstance
+from support.mta.fixtures import MakeMtaDesk, MtaDesk
 from support.mta.mail import HELPDESK, bounce_text, message
 from support.mta.system import smtp_session, submit, submit_on, wait_for
 
-if TYPE_CHECKING:
-    from support.mta.fixtures import Desk
-
-pytest_plugins = ["support.mta.fixtures"]
 pytestmark = pytest.mark.mta
-
-MakeDesk = Callable[..., "Desk"]
 
 
 @pytest.fixture
-def desk(exim: EximInstance, make_desk: MakeDesk) -> Desk:
-    return make_desk(exim, "sqlite")
-
-
-@pytest.fixture(autouse=True)
-def _empty_queue_after(request: pytest.FixtureRequest) -> Any:
-    yield
-    if "exim" in request.fixturenames:
-        instance: EximInstance = request.getfixturevalue("exim")
-        instance.delete_queue()
+def desk(exim: EximInstance, make_mta_desk: MakeMtaDesk) -> MtaDesk:
+    return make_mta_desk(exim, "sqlite")
 
 
 def _bounce_for(exim: EximInstance, message_id: str) -> str:
@@ -45,7 +29,7 @@ def _bounce_for(exim: EximInstance, message_id: str) -> str:
     return wait_for(f"the bounce of {message_id}", probe, timeout=60)
 
 
-def test_delivery_exits_0_with_the_envelope_from_the_environment(exim: EximInstance, desk: Desk) -> None:
+def test_delivery_exits_0_with_the_envelope_from_the_environment(exim: EximInstance, desk: MtaDesk) -> None:
     qid = submit(exim.port, "alice@customers.test", [HELPDESK], message("alice@customers.test", "Printer", "e1@c"))
     exim.wait_event(qid, "Completed")
     assert any(kind == "=>" for kind, _ in exim.events(qid))
@@ -57,11 +41,11 @@ def test_delivery_exits_0_with_the_envelope_from_the_environment(exim: EximInsta
         HELPDESK,
         qid,
     )
-    raw = desk.admin("messages", "show", str(record["id"]), "--raw").stdout
+    raw = desk.admin("messages", "show", str(record["id"]), "--raw").stdout_text
     assert raw.startswith("Return-path: <alice@customers.test>")  # return_path_add; no "From " line
 
 
-def test_null_sender_arrives_as_empty_sender(exim: EximInstance, desk: Desk) -> None:
+def test_null_sender_arrives_as_empty_sender(exim: EximInstance, desk: MtaDesk) -> None:
     qid = submit(exim.port, "", [HELPDESK], message("", "Report", "e0@c", from_header="monitor@customers.test"))
     exim.wait_event(qid, "Completed")
     (record,) = desk.messages()
@@ -70,8 +54,10 @@ def test_null_sender_arrives_as_empty_sender(exim: EximInstance, desk: Desk) -> 
     assert any(reason.startswith("automatic-mail: automatic mail: null-sender") for reason in record["reasons"])
 
 
-def test_tempfail_defers_then_delivers_exactly_once(exim: EximInstance, make_desk: MakeDesk, postgres_url: str) -> None:
-    desk = make_desk(exim, postgres_url, init=False)
+def test_tempfail_defers_then_delivers_exactly_once(
+    exim: EximInstance, make_mta_desk: MakeMtaDesk, postgres_url: str
+) -> None:
+    desk = make_mta_desk(exim, postgres_url, init=False)
     qid = submit(exim.port, "bob@customers.test", [HELPDESK], message("bob@customers.test", "VPN", "e75@c"))
     reason = exim.wait_event(qid, "==")
     assert "returned 75" in reason
@@ -87,7 +73,7 @@ def test_tempfail_defers_then_delivers_exactly_once(exim: EximInstance, make_des
     assert [m["action"] for m in desk.messages()] == ["create"]
 
 
-def test_unknown_sender_rejected_77_bounces_with_our_reason(exim: EximInstance, desk: Desk) -> None:
+def test_unknown_sender_rejected_77_bounces_with_our_reason(exim: EximInstance, desk: MtaDesk) -> None:
     desk.admin("settings", "set", "unknown_senders", "reject")
     qid = submit(exim.port, "mallory@customers.test", [HELPDESK], message("mallory@customers.test", "Hi", "e77@c"))
     assert "returned 77" in exim.wait_event(qid, "**")
@@ -96,7 +82,7 @@ def test_unknown_sender_rejected_77_bounces_with_our_reason(exim: EximInstance, 
     assert [m["action"] for m in desk.messages()] == ["reject"]
 
 
-def test_oversized_message_65_bounces_with_our_reason(exim: EximInstance, desk: Desk) -> None:
+def test_oversized_message_65_bounces_with_our_reason(exim: EximInstance, desk: MtaDesk) -> None:
     desk.configure(max_message_bytes=4000)
     raw = message("carol@customers.test", "Huge log", "e65@c", ("x" * 70 + "\n") * 100)
     qid = submit(exim.port, "carol@customers.test", [HELPDESK], raw)
@@ -104,7 +90,7 @@ def test_oversized_message_65_bounces_with_our_reason(exim: EximInstance, desk: 
     assert "5.3.4 message larger than max_message_bytes (4000 bytes)" in _bounce_for(exim, "e65@c")
 
 
-def test_thirty_messages_on_one_connection_land_exactly_once(exim: EximInstance, desk: Desk) -> None:
+def test_thirty_messages_on_one_connection_land_exactly_once(exim: EximInstance, desk: MtaDesk) -> None:
     # smtp_accept_queue_per_connection = 0 (else Exim only queues after the 10th) and max_parallel = 4
     # (deliveries over it are deferred for a later queue run, which flush() is).
     with smtp_session(exim.port) as smtp:

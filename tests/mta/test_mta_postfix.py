@@ -11,40 +11,24 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from support.mta.fixtures import MakeMtaDesk, MtaDesk
 from support.mta.mail import HELPDESK, bounce_text, message
 from support.mta.postfix import LOCAL_DOMAIN, PostfixInstance
 from support.mta.system import PIPE_USER, submit
 
-if TYPE_CHECKING:
-    from support.mta.fixtures import Desk
-
-pytest_plugins = ["support.mta.fixtures"]
 pytestmark = pytest.mark.mta
-
-MakeDesk = Callable[..., "Desk"]
 
 
 @pytest.fixture
-def desk(postfix: PostfixInstance, make_desk: MakeDesk) -> Desk:
-    return make_desk(postfix, "sqlite")
+def desk(postfix: PostfixInstance, make_mta_desk: MakeMtaDesk) -> MtaDesk:
+    return make_mta_desk(postfix, "sqlite")
 
 
-@pytest.fixture(autouse=True)
-def _empty_queue_after(request: pytest.FixtureRequest) -> Any:
-    """Each test leaves the module's Postfix with an empty queue, whatever happened."""
-    yield
-    if "postfix" in request.fixturenames:
-        instance: PostfixInstance = request.getfixturevalue("postfix")
-        instance.delete_queue()
-
-
-def test_delivery_exits_0_and_leaves_the_queue(postfix: PostfixInstance, desk: Desk) -> None:
+def test_delivery_exits_0_and_leaves_the_queue(postfix: PostfixInstance, desk: MtaDesk) -> None:
     qid = submit(postfix.port, "alice@customers.test", [HELPDESK], message("alice@customers.test", "Printer", "p1@c"))
     assert postfix.wait_status(qid, "sent") == "delivered via email2ticket service"
     reply = message("alice@customers.test", "RE: Printer [Ticket #1]", "p2@c", "Still jammed.\n")
@@ -61,26 +45,26 @@ def test_delivery_exits_0_and_leaves_the_queue(postfix: PostfixInstance, desk: D
         qid,
     )
     # ... flags=R prepended Return-Path:, and the command ran as the unprivileged pipe user.
-    raw = desk.admin("messages", "show", str(first["id"]), "--raw").stdout
+    raw = desk.admin("messages", "show", str(first["id"]), "--raw").stdout_text
     assert raw.startswith("Return-Path: <alice@customers.test>")
-    database = Path(desk.database_url.removeprefix("sqlite:///"))
+    database = Path(desk.url.removeprefix("sqlite:///"))
     assert pwd.getpwuid(database.stat().st_uid).pw_name == PIPE_USER
     assert f"queue_id={qid} " in desk.log_file.read_text()
 
 
-def test_null_sender_arrives_as_empty_sender(postfix: PostfixInstance, desk: Desk) -> None:
+def test_null_sender_arrives_as_empty_sender(postfix: PostfixInstance, desk: MtaDesk) -> None:
     raw = message("", "Delivery report", "dsn1@c", from_header="monitor@customers.test")
     qid = submit(postfix.port, "", [HELPDESK], raw)
     postfix.wait_status(qid, "sent")
     (record,) = desk.messages()
     assert record["envelope_sender"] == ""  # null_sender= : not "MAILER-DAEMON"
-    assert desk.admin("messages", "show", str(record["id"]), "--raw").stdout.startswith("Return-Path: <>")
+    assert desk.admin("messages", "show", str(record["id"]), "--raw").stdout_text.startswith("Return-Path: <>")
 
 
 def test_tempfail_defers_then_delivers_exactly_once(
-    postfix: PostfixInstance, make_desk: MakeDesk, postgres_url: str
+    postfix: PostfixInstance, make_mta_desk: MakeMtaDesk, postgres_url: str
 ) -> None:
-    desk = make_desk(postfix, postgres_url, init=False)  # no schema yet: every delivery exits 75
+    desk = make_mta_desk(postfix, postgres_url, init=False)  # no schema yet: every delivery exits 75
     qid = submit(postfix.port, "bob@customers.test", [HELPDESK], message("bob@customers.test", "VPN", "v1@c"))
     reason = postfix.wait_status(qid, "deferred")
     assert "email2ticket init" in reason
@@ -107,7 +91,7 @@ def _bounce_for(postfix: PostfixInstance, message_id: str) -> str:
     return wait_for(f"the bounce of {message_id}", probe, timeout=60)
 
 
-def test_unknown_sender_rejected_77_bounces_with_our_reason(postfix: PostfixInstance, desk: Desk) -> None:
+def test_unknown_sender_rejected_77_bounces_with_our_reason(postfix: PostfixInstance, desk: MtaDesk) -> None:
     desk.admin("settings", "set", "unknown_senders", "reject")
     raw = message("mallory@customers.test", "Let me in", "m77@c")
     qid = submit(postfix.port, "mallory@customers.test", [HELPDESK], raw)
@@ -120,7 +104,7 @@ def test_unknown_sender_rejected_77_bounces_with_our_reason(postfix: PostfixInst
     assert [m["action"] for m in desk.messages()] == ["reject"]
 
 
-def test_oversized_message_65_bounces_with_our_reason(postfix: PostfixInstance, desk: Desk) -> None:
+def test_oversized_message_65_bounces_with_our_reason(postfix: PostfixInstance, desk: MtaDesk) -> None:
     desk.configure(max_message_bytes=4000)
     raw = message("carol@customers.test", "Huge log", "big65@c", ("x" * 70 + "\n") * 100)
     qid = submit(postfix.port, "carol@customers.test", [HELPDESK], raw)
@@ -131,7 +115,7 @@ def test_oversized_message_65_bounces_with_our_reason(postfix: PostfixInstance, 
     assert desk.tickets() == []
 
 
-def test_message_above_postfix_default_size_limit_is_delivered(postfix: PostfixInstance, desk: Desk) -> None:
+def test_message_above_postfix_default_size_limit_is_delivered(postfix: PostfixInstance, desk: MtaDesk) -> None:
     # 12 MB: above Postfix's default message_size_limit (10240000), which main.cf.snippet raises.
     attachment_line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=" * 2 + "\n"
     body = "see the log\n" + attachment_line * (12_000_000 // len(attachment_line))
@@ -147,7 +131,7 @@ def _default_mailbox_size() -> int:
         return 0
 
 
-def test_procmail_recipe_propagates_each_exit_code(postfix: PostfixInstance, desk: Desk) -> None:
+def test_procmail_recipe_propagates_each_exit_code(postfix: PostfixInstance, desk: MtaDesk) -> None:
     address = f"{PIPE_USER}+pm@{LOCAL_DOMAIN}"  # local(8) -> mailbox_command -> procmail -> the recipe
     before = _default_mailbox_size()
 
@@ -175,7 +159,7 @@ def test_procmail_recipe_propagates_each_exit_code(postfix: PostfixInstance, des
     assert _default_mailbox_size() == before, "procmail filed a message in the default mailbox"
 
 
-def test_dot_forward_pipe_reads_the_envelope_from_the_environment(postfix: PostfixInstance, desk: Desk) -> None:
+def test_dot_forward_pipe_reads_the_envelope_from_the_environment(postfix: PostfixInstance, desk: MtaDesk) -> None:
     address = f"{PIPE_USER}+fwd@{LOCAL_DOMAIN}"  # forward_path finds postfix/dot-forward.example
     qid = submit(postfix.port, "gina@customers.test", [address], message("gina@customers.test", "Forwarded", "fw@c"))
     assert "delivered to command" in postfix.wait_status(qid, "sent")
@@ -187,7 +171,7 @@ def test_dot_forward_pipe_reads_the_envelope_from_the_environment(postfix: Postf
     )
 
 
-def test_doctor_accepts_this_wiring_and_names_what_is_wrong(postfix: PostfixInstance, desk: Desk) -> None:
+def test_doctor_accepts_this_wiring_and_names_what_is_wrong(postfix: PostfixInstance, desk: MtaDesk) -> None:
     doctor = [str(desk.install.admin), "--config", str(postfix.config_toml), "doctor"]
     args = ["--user", PIPE_USER, "--postfix-config", str(postfix.etc)]
     proc = subprocess.run([*doctor, *args], capture_output=True, text=True, timeout=120, check=False)

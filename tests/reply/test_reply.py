@@ -270,7 +270,7 @@ def test_invalid_stored_separators_are_skipped_with_a_reason() -> None:
 class _Exploding:
     """A compiled pattern whose search fails, as RE2 does when it runs out of memory."""
 
-    def search(self, text: bytes) -> None:
+    def search(self, text: bytes, pos: int | None = None, endpos: int | None = None) -> None:
         raise RuntimeError("DFA out of memory")
 
     def finditer(self, text: bytes) -> Iterator[object]:

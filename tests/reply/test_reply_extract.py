@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Runner
 from email2ticket.mail.message import ParsedMessage, parse_message
 from email2ticket.reply.extract import DEFAULT_SEPARATORS, extract_reply
 from email2ticket.reply.html import QUOTE_MARKERS, QuoteMarker, cut_html_quote
 from email2ticket.reply.taglines import tidy_comment
+from support.run import Runner
 
 LIB_DIR = Path(__file__).resolve().parents[2] / "lib"
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from .common import admin_store, delivery_store, print_json
+from .common import admin_store, delivery_store, json_text, print_json, terminal_safe
 
 if TYPE_CHECKING:
     from ..config.model import Config
@@ -72,7 +71,7 @@ def cmd_messages_list(args: argparse.Namespace, config: Config) -> int:
         ticket = f"#{m['ticket']}" if m["ticket"] else "-"
         print(
             f"{m['id']:<6} {m['received_at'][:19]} {m['action']:9} {ticket:7} exit {m['exit_code']:<3} "
-            f"{m['sender'] or '-'}  {m['subject'] or ''}"
+            f"{terminal_safe(m['sender'] or '-')}  {terminal_safe(m['subject'] or '')}"
         )
     return 0
 
@@ -82,15 +81,21 @@ def cmd_messages_show(args: argparse.Namespace, config: Config) -> int:
     if args.raw:
         sys.stdout.buffer.write(raw)
         sys.stdout.flush()
+        if record.get("raw_exact") is False:  # a duplicate's body, taken from a first copy that differs from it
+            print(
+                f"warning: message {args.id} is a duplicate whose body was not stored again; this is the body of "
+                f"message {record['raw_body_from']}, whose line endings differ from the copy received",
+                file=sys.stderr,
+            )
         return 0
     for key, value in record.items():
         if key not in ("reasons", "auth_verdict"):
-            print(f"{key}: {value if value is not None else '-'}")
+            print(f"{key}: {terminal_safe(value) if value is not None else '-'}")
     print("reasons:")
     for reason in record["reasons"]:
-        print(f"  {reason}")
+        print(f"  {terminal_safe(reason)}")
     verdict = record.get("auth_verdict")
-    print(f"sender verification: {json.dumps(verdict, ensure_ascii=False, indent=2) if verdict else '-'}")
+    print(f"sender verification: {json_text(verdict, indent=2) if verdict else '-'}")
     return 0
 
 
@@ -113,7 +118,7 @@ def cmd_release(args: argparse.Namespace, config: Config) -> int:
         except (AdminError, DeliveryError) as exc:
             failed += 1
             line = f"message {row}: not released: {exc.reason if isinstance(exc, DeliveryError) else exc}"
-        print(line)
+        print(terminal_safe(line))
     return 1 if failed else 0
 
 

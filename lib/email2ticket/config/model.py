@@ -53,12 +53,18 @@ class ServiceConfig:
     service over that Unix socket instead of importing and connecting everything itself. `lmtp`
     lets Postfix deliver over LMTP with no process per message. `fallback` says what the pipe does
     when the service cannot be reached: deliver standalone (slower, never loses mail) or exit 75.
+
+    Nobody but the owner and the group may reach the sockets (socket_mode never gives "other" any
+    access). A loopback TCP port is open to every local user, so LMTP listens on one only with
+    `lmtp_allow_tcp`, and trusts no Authentication-Results header that arrives there.
     """
 
     socket: str | None = None  # Unix socket for email2ticket-deliver; None: always standalone
-    socket_mode: int = 0o660  # who may connect: the MTA's pipe user must be able to
+    socket_mode: int = 0o660  # who may connect: the MTA's pipe user must be able to; never "other"
     socket_group: str | None = None  # group of the sockets (e.g. "postfix" for lmtp:unix:)
-    lmtp: str | None = None  # "unix:/path" or "127.0.0.1:PORT" / "[::1]:PORT" (loopback only)
+    lmtp: str | None = None  # "unix:/path", or "127.0.0.1:PORT" / "[::1]:PORT" with lmtp_allow_tcp
+    lmtp_allow_tcp: bool = False  # accept that every local user can deliver over LMTP on loopback TCP
+    user: str | None = None  # the service's user, when not root: the pipe trusts a socket it (or root) owns
     fallback: str = "standalone"  # "standalone" or "tempfail" when the service is unreachable
     workers: int = 1  # service processes (pre-forked, sharing the sockets)
     threads: int = 4  # concurrent deliveries (and database connections) per process
@@ -81,7 +87,7 @@ class NotificationsConfig:
     sendmail: str = "/usr/sbin/sendmail"  # run as [sendmail, "-t", "-i", "-f", envelope_from]
     smtp_host: str = "127.0.0.1"  # a local relay: no TLS, no authentication
     smtp_port: int = 25
-    timeout: float = 10.0  # seconds for one send (the sendmail process; each SMTP read or write)
+    timeout: float = 10.0  # seconds for all that one delivery sends, together (outbound/send.py)
     message_id_domain: str | None = None  # default: the domain of from_address
     instance_id: str | None = None  # value of our loop header; default: the Message-ID domain
     key_file: str | None = None  # default: <user data dir>/email2ticket/notification-keys
@@ -118,9 +124,7 @@ class NotificationsConfig:
         """The HMAC key file: key_file, else `notification-keys` in the user's data directory."""
         if self.key_file:
             return Path(self.key_file).expanduser()
-        from platformdirs import user_data_path  # only paid for when no key file is configured
-
-        return user_data_path("email2ticket") / "notification-keys"
+        return default_data_directory() / "notification-keys"
 
 
 @dataclass(frozen=True)
@@ -164,9 +168,15 @@ class Config:
 
 
 def default_database_url() -> str:
-    """The embedded default: a SQLite file in the invoking user's data directory (platformdirs)."""
-    from platformdirs import user_data_path  # only paid for when no database is configured
+    """The embedded default: a SQLite file in the invoking user's data directory."""
+    return f"sqlite:///{default_data_directory() / 'email2ticket.db'}"
 
-    return f"sqlite:///{user_data_path('email2ticket') / 'email2ticket.db'}"
+
+def default_data_directory() -> Path:
+    """$XDG_DATA_HOME/email2ticket, else ~/.local/share/email2ticket: the one directory email2ticket creates
+    itself (0700), for the default database and key file."""
+    from platformdirs import user_data_path  # only paid for when no database or key file is configured
+
+    return user_data_path("email2ticket")
 
 

@@ -187,7 +187,7 @@ def _deliver_once(
         )
         with message_work():  # deciding cuts the reply: interruptible like parsing
             decision = decide(ctx, facts)
-        policy = AuthPolicy.from_settings(settings)
+        policy = AuthPolicy.from_settings(settings, honour_results=not ctx.envelope.loopback_tcp)
         if decision.auth_needed and (ctx.auth is None or ctx.auth.policy != policy):
             verdict = offline_verdict(ctx.message, policy)  # the headers alone: no DNS, no dkimpy
             if verdict is None:

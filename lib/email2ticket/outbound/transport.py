@@ -14,6 +14,10 @@ Every failure becomes one SendFailed carrying a one-line reason and whether a re
 (`temporary`): the post-commit send loop records it and, when temporary, tries again later. The ticket
 is already committed by then, so nothing here may raise anything else. subprocess and smtplib are
 imported only when a notification is actually sent.
+
+A send has one deadline, not a timeout per step: smtplib's `timeout` bounds each connect, read and write
+on its own, so a relay that answers every command just inside it (greeting, EHLO, MAIL, RCPT, DATA, the
+message, QUIT) would hold a delivery for seven times as long. Here each step gets only what is left.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from typing import TYPE_CHECKING
 
 from ..errors import describe_error
@@ -47,13 +52,16 @@ class SendFailed(Exception):
         self.temporary = temporary
 
 
-def send(mail: OutgoingMail, config: NotificationsConfig) -> None:
-    """Hand `mail` to the MTA as configured; SendFailed, and only SendFailed, when that did not work."""
+def send(mail: OutgoingMail, config: NotificationsConfig, *, deadline: float | None = None) -> None:
+    """Hand `mail` to the MTA as configured, by `deadline` (time.monotonic(); default: `timeout` from now);
+    SendFailed, and only SendFailed, when that did not work."""
+    if deadline is None:
+        deadline = time.monotonic() + config.timeout
     try:
         if config.method == "sendmail":
-            _send_with_sendmail(mail, config)
+            _send_with_sendmail(mail, config, deadline)
         elif config.method == "smtp":
-            _send_with_smtp(mail, config)
+            _send_with_smtp(mail, config, deadline)
         else:
             raise SendFailed(f"notifications.method is {config.method!r}: nothing is sent", temporary=False)
     except SendFailed:
@@ -67,7 +75,7 @@ def sendmail_argv(mail: OutgoingMail, config: NotificationsConfig) -> list[str]:
     return [config.sendmail, "-t", "-i", "-f", mail.envelope_from or "<>"]
 
 
-def _send_with_sendmail(mail: OutgoingMail, config: NotificationsConfig) -> None:
+def _send_with_sendmail(mail: OutgoingMail, config: NotificationsConfig, deadline: float) -> None:
     """Run sendmail; stderr goes to a file, not a pipe, so a daemon it leaves behind cannot keep us waiting."""
     import signal
     import subprocess
@@ -81,12 +89,13 @@ def _send_with_sendmail(mail: OutgoingMail, config: NotificationsConfig) -> None
             )
         except OSError as exc:
             raise SendFailed(f"cannot run {config.sendmail}: {exc.strerror or exc}", temporary=True) from exc
+        given = max(0.0, deadline - time.monotonic())
         try:
-            process.communicate(mail.data, timeout=config.timeout)
+            process.communicate(mail.data, timeout=given)
         except subprocess.TimeoutExpired:
             _kill_group(process.pid, signal.SIGKILL)  # the whole group: a shell wrapper's children too
             process.wait()
-            raise SendFailed(f"{config.sendmail} took longer than {config.timeout:g} s", temporary=True) from None
+            raise SendFailed(f"{config.sendmail} took longer than {round(given, 1):g} s", temporary=True) from None
         errors.seek(0)
         first_error = _one_line(errors.read(4096).decode("utf-8", "replace").partition("\n")[0])
     code = process.returncode
@@ -103,17 +112,18 @@ def _kill_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-def _send_with_smtp(mail: OutgoingMail, config: NotificationsConfig) -> None:
-    """One SMTP transaction; `timeout` bounds each connect, read and write."""
+def _send_with_smtp(mail: OutgoingMail, config: NotificationsConfig, deadline: float) -> None:
+    """One SMTP transaction, over by `deadline` whatever the relay does."""
     import smtplib
     import socket
+
+    from .smtp_session import BoundedSMTP
 
     where = f"SMTP {config.smtp_host}:{config.smtp_port}"
     try:
         # Our own host name, not socket.getfqdn(): that may wait for a reverse DNS lookup on every send.
-        client = smtplib.SMTP(
-            config.smtp_host, config.smtp_port, local_hostname=socket.gethostname(), timeout=config.timeout
-        )
+        client = BoundedSMTP(deadline, local_hostname=socket.gethostname())
+        client.connect(config.smtp_host, config.smtp_port)
     except smtplib.SMTPResponseException as exc:  # even a 5xx greeting refuses this host, not this message
         text = _smtp_text(exc.smtp_code, exc.smtp_error)
         raise SendFailed(f"{where}: connection refused: {text}", temporary=True) from exc

@@ -8,7 +8,9 @@ imports only C modules that a bare `python3 -IS` already has or loads in microse
 (the `socket` wrapper costs more CPU than the interpreter's own start-up), `posix` (not `os`), no
 `typing`, `json`, `enum` or `re`. `tomllib` is imported only when the socket must be read from the
 configuration file. Without a service, or when it cannot be reached and `fallback = "standalone"`,
-the normal in-process delivery (email2ticket.cli.deliver) runs instead.
+the normal in-process delivery (email2ticket.cli.deliver) runs instead. A socket that belongs to
+anyone but root, this user or `[service] user`, or lies in a directory every user may write (without
+the sticky bit), is treated as unreachable: whoever put it there would get the mail.
 
 Once the message has been handed over, the service's verdict is the only truth: a service that
 disappears before answering makes this command exit 75, and the MTA's retry is safe because the
@@ -60,6 +62,11 @@ CHUNK = 256 * 1024
 # A message up to this size is read before connecting and sent with the request, without waiting for
 # the service's GO first; should the service refuse it, it is still here for the standalone delivery.
 PIPELINE_LIMIT = 256 * 1024
+# What the service accepts (service/pipe.py): a request of at most MAX_REQUEST bytes (argv and the
+# forwarded environment; a larger one is delivered standalone), chunks of at most MAX_CHUNK bytes, whose
+# headers are hex digits only. This client sends chunks of CHUNK, or PIPELINE_LIMIT + 1, bytes at most.
+MAX_REQUEST = 64 * 1024
+MAX_CHUNK = 1024 * 1024
 
 
 class ServiceUnavailable(Exception):
@@ -158,6 +165,9 @@ def deliver_via_service(argv: list[str], stdin: Stdin) -> int | None:
         return None
     stdin.read_head(PIPELINE_LIMIT + 1)
     try:
+        refusal = socket_refusal(path, config)
+        if refusal is not None:
+            raise ServiceUnavailable(refusal)
         connection = connect(path, argv, stdin)
     except ServiceUnavailable as exc:
         fallback = options.get("--fallback") or read_service_config(config).get("fallback") or "standalone"
@@ -195,8 +205,40 @@ def scan_arguments(argv: list[str]) -> dict[str, str] | None:
     return options
 
 
+def socket_refusal(path: str, config: str | None) -> str | None:
+    """Why the socket at `path` must not be handed mail, or None (then connecting tells whether it is up).
+
+    Whoever can put a socket there could take every message and answer 0: the socket must belong to root,
+    to this user or to `[service] user`, and its directory must not be writable by every user unless it
+    has the sticky bit (as /tmp), where nobody can replace another user's file.
+    """
+    directory = path.rpartition("/")[0] or "/" if "/" in path else "."
+    try:
+        owner = posix.stat(path).st_uid
+        mode = posix.stat(directory).st_mode
+    except OSError:
+        return None
+    if mode & 0o002 and not mode & 0o1000:
+        return f"its directory {directory} is writable by every user"
+    if owner not in (0, posix.geteuid()) and owner != _service_uid(config):
+        return f"it belongs to uid {owner}, not to root, this user or [service] user"
+    return None
+
+
+def _service_uid(config: str | None) -> int | None:
+    name = read_service_config(config).get("user")
+    if not name:
+        return None
+    import pwd  # a C module; only paid for by a socket that belongs to another user
+
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return None
+
+
 def read_service_config(explicit: str | None) -> dict[str, str]:
-    """`[service] socket` and `fallback` from the configuration file, the way config/ finds it.
+    """`[service] socket`, `fallback` and `user` from the configuration file, the way config/ finds it.
 
     A file without a [service] table costs a read and no TOML parsing. Any problem means "no
     service": the standalone delivery then reads the file itself and reports the problem (75).
@@ -214,18 +256,19 @@ def read_service_config(explicit: str | None) -> dict[str, str]:
         table = tomllib.loads(data.decode("utf-8")).get("service", {})
     except Exception:
         return {}
-    return {key: value for key, value in table.items() if key in ("socket", "fallback") and isinstance(value, str)}
+    wanted = ("socket", "fallback", "user")
+    return {key: value for key, value in table.items() if key in wanted and isinstance(value, str)}
 
 
 def connect(path: str, argv: list[str], stdin: Stdin) -> _socket.socket:
     """Connect and send the request - with the whole message when it was small enough to read first -
     then wait for GO. ServiceUnavailable means the service did not take the message: `stdin` still
     holds what was read, for the standalone delivery."""
+    request = encode_request(argv)
     connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         connection.settimeout(CONNECT_TIMEOUT)
         connection.connect(path)
-        request = encode_request(argv)
         if stdin.complete:  # no round trip before the message: the service reads it after its GO
             request += _chunk(stdin.head) + _chunk(b"")
         try:  # noqa: SIM105 - contextlib is not loaded at start-up; importing it costs more than this
@@ -253,6 +296,8 @@ def encode_request(argv: list[str]) -> bytes:
     environ = posix.environ
     items += [b"env=" + name + b"=" + environ[name] for name in FORWARDED_ENV if name in environ]
     body = b"\0".join(items)
+    if len(body) > MAX_REQUEST:
+        raise ServiceUnavailable(f"the command line and environment exceed {MAX_REQUEST} bytes")
     return PROTOCOL + b" %d\n" % len(body) + body
 
 

@@ -3,12 +3,18 @@
 The client forwards its argv and the environment the pipe command reads; the service answers GO (or
 NO: the client then falls back as configured), reads the chunked message, delivers it through the
 Deliverer (service/worker.py) and sends back the exit status with the pipe's stdout and stderr.
+
+Whoever can connect may send anything, so every read is bounded: a request of at most MAX_REQUEST bytes,
+chunk headers of hex digits only announcing at most MAX_CHUNK bytes, and at most max_message_bytes of
+message (plus one chunk): past that the rest is not read, and the message gets the pipe's 65 `5.3.4`.
+Malformed framing closes the connection with one line in the service's log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,7 +22,7 @@ from ..cli.common import ArgumentError
 from ..cli.deliver import build_parser
 from ..mail.envelope import envelope_from
 from ..store.engine import normalise_url
-from .client import FORWARDED_ENV, PROTOCOL
+from .client import FORWARDED_ENV, MAX_CHUNK, MAX_REQUEST, PROTOCOL
 
 if TYPE_CHECKING:
     import argparse
@@ -24,6 +30,8 @@ if TYPE_CHECKING:
     from .worker import Deliverer, Lifecycle
 
 REQUEST_TIMEOUT = 10.0  # a connected pipe client sends its request at once
+HEADER_LINE = 32  # "E2T1 <length>\n" and "<hex length>\n" are far shorter
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 
 
 class ProtocolError(Exception):
@@ -60,8 +68,12 @@ class PipeServer:
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await self._serve(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ProtocolError):
-            pass  # the client went away or is not ours: it delivered nothing, or it exits 75 and is retried
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass  # the client went away: it delivered nothing, or it exits 75 and is retried
+        except ProtocolError as exc:  # not our client, or not a sane one: say so once, and hang up
+            _log(f"closed a pipe connection: {exc}")
+        except Exception as exc:  # a bug: one line in the log, never an unretrieved task exception
+            _log(f"closed a pipe connection after an internal error: {type(exc).__name__}: {exc}")
         finally:
             writer.close()
 
@@ -101,11 +113,24 @@ class PipeServer:
         return None
 
 
+async def _read_line(reader: asyncio.StreamReader, what: str) -> bytes:
+    """One header line, without its LF; a longer one is never buffered beyond the reader's limit (64 KiB)."""
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.LimitOverrunError:
+        raise ProtocolError(f"{what} line longer than {HEADER_LINE} bytes") from None
+    if len(line) > HEADER_LINE:
+        raise ProtocolError(f"{what} line longer than {HEADER_LINE} bytes: {line[:HEADER_LINE]!r}")
+    return line[:-1]
+
+
 async def _read_request(reader: asyncio.StreamReader) -> tuple[list[str], dict[str, str]]:
-    line = await reader.readuntil(b"\n")
-    magic, _, length = line.strip().partition(b" ")
+    line = await _read_line(reader, "request")
+    magic, _, length = line.partition(b" ")
     if magic != PROTOCOL or not length.isdigit():
         raise ProtocolError(f"unexpected greeting {line[:40]!r}")
+    if int(length) > MAX_REQUEST:
+        raise ProtocolError(f"request of {int(length)} bytes, over the {MAX_REQUEST}-byte maximum")
     body = await reader.readexactly(int(length))
     argv: list[str] = []
     environ: dict[str, str] = {}
@@ -125,21 +150,32 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[list[str], dict[s
 
 
 async def _read_message(reader: asyncio.StreamReader, limit: int) -> bytes:
-    """The chunked message; beyond limit+1 bytes it is read and dropped (deliver() refuses it with 65)."""
+    """The chunked message, or its first limit+1 bytes when it is larger: the rest is never read, and
+    deliver() refuses those bytes with the pipe's 65 5.3.4."""
     parts: list[bytes] = []
     kept = 0
     while True:
-        header = await reader.readuntil(b"\n")
-        try:
-            size = int(header, 16)
-        except ValueError:
-            raise ProtocolError(f"bad chunk header {header[:20]!r}") from None
+        size = chunk_size(await _read_line(reader, "chunk header"))
         if size == 0:
             return b"".join(parts)
-        chunk = await reader.readexactly(size)
-        if kept <= limit:
-            parts.append(chunk[: limit + 1 - kept])
-            kept += len(parts[-1])
+        parts.append(await reader.readexactly(size))
+        kept += size
+        if kept > limit:
+            return b"".join(parts)[: limit + 1]
+
+
+def chunk_size(header: bytes) -> int:
+    """A chunk header's length: hex digits only (no sign, prefix, space or "_"), at most MAX_CHUNK."""
+    if not header or len(header) > 8 or not _HEX_DIGITS.issuperset(header):
+        raise ProtocolError(f"malformed chunk header {header[:20]!r}")
+    size = int(header, 16)
+    if size > MAX_CHUNK:
+        raise ProtocolError(f"chunk of {size} bytes, over the {MAX_CHUNK}-byte maximum")
+    return size
+
+
+def _log(line: str) -> None:
+    print(f"email2ticket serve: {line}", file=sys.stderr, flush=True)
 
 
 def _encode(text: str) -> bytes:

@@ -4,7 +4,9 @@ The listening sockets are bound once, by the first process: the thin client's Un
 group from the configuration, so the MTA's pipe user can connect) and, optionally, LMTP on a Unix or
 loopback TCP socket. With `workers = 1` that process serves them itself; with more, it forks that
 many workers which all accept on the same sockets (one Python interpreter's lock then no longer caps
-throughput) and replaces any that dies.
+throughput) and replaces any that dies. Should that supervising process die itself, however it dies
+(SIGKILL, the OOM killer), the kernel sends its workers SIGTERM and they drain and exit: orphans would
+go on serving, and a new `serve` would refuse to start beside them.
 
 Shutdown (SIGTERM or SIGINT) is graceful: the socket files are removed and nothing new is accepted,
 so new pipe deliveries fall back as configured; LMTP sessions get 451 for a new transaction; every
@@ -18,6 +20,7 @@ import asyncio
 import contextlib
 import grp
 import os
+import pwd
 import signal
 import socket
 import stat
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from ..config.model import Config
 
 BACKLOG = 1024  # a burst of pipe deliveries waits in the kernel, not in a connect error
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 RESPAWN_DELAY = 1.0  # seconds before replacing a worker that died, so a crash loop does not spin
 
 
@@ -129,13 +133,7 @@ def _bind_unix(path: str, mode: int, group: str | None) -> socket.socket:
     """Bind a Unix socket file with the configured permissions; refuse to steal one that is in use."""
     try:
         if stat.S_ISSOCK(os.stat(path).st_mode):
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                try:
-                    probe.connect(path)
-                except OSError:
-                    os.unlink(path)  # left behind by a service that died
-                else:
-                    raise ConfigurationError(f"another process is already serving {path}")
+            _remove_stale(path)
         else:
             raise ConfigurationError(f"{path} exists and is not a socket")
     except FileNotFoundError:
@@ -161,6 +159,44 @@ def _bind_unix(path: str, mode: int, group: str | None) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _remove_stale(path: str) -> None:
+    """Remove a socket file that nobody listens on (a service that died left it); one sentence, never a
+    traceback, when someone does, when it cannot be told (another user's socket), or when it cannot go."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            pass  # left behind by a service that died
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot tell whether another service listens on {path} ({_owner(path)}): {exc.strerror or exc}; "
+                "remove the file if none does, or choose another socket path"
+            ) from None
+        else:
+            raise ConfigurationError(f"another process is already serving {path}")
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot remove {path}, left behind by a service that stopped ({_owner(path)}): {exc.strerror or exc}; "
+            "remove it as its owner or root, or choose another socket path"
+        ) from None
+
+
+def _owner(path: str) -> str:
+    try:
+        uid = os.stat(path).st_uid
+        return f"it belongs to {pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        return f"it belongs to uid {uid}"
+    except OSError:
+        return "gone meanwhile"
 
 
 def _close(listeners: list[Listener]) -> None:
@@ -193,12 +229,14 @@ def _supervise(config: Config, listeners: list[Listener]) -> int:
                 os.kill(pid, signal.SIGTERM)
 
     def spawn() -> None:
+        supervisor = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker: default signal dispositions, its own event loop, pool and threads
             code = 75
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                _die_with(supervisor)
                 code = _run_worker(config, listeners, notify=False)
             finally:
                 sys.stderr.flush()
@@ -219,6 +257,20 @@ def _supervise(config: Config, listeners: list[Listener]) -> int:
             if not stopping:
                 spawn()
     return 0
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when `parent` (the supervisor that forked it) dies: it then
+    drains like any shutdown. Linux's prctl(PR_SET_PDEATHSIG); elsewhere the supervisor's own SIGTERM is all."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            error = os.strerror(ctypes.get_errno())
+            print(f"email2ticket serve: worker {os.getpid()} cannot follow its parent: {error}", file=sys.stderr)
+    if os.getppid() != parent:  # it died before the request was made: nothing would tell us any more
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _describe_status(status: int) -> str:

@@ -11,6 +11,13 @@ pooled connection. The pipe's time budget is SIGALRM, which only the main thread
 each delivery gets a `Deadline`: when it passes, the running statement is cancelled, the transaction
 rolls back instead of committing, and the verdict is 75 - the same effect as the pipe's budget.
 
+A cancel request needs a server process that listens. One that hangs (stopped, swapped out, its host
+gone without a reset) never answers it, and the thread would wait on its socket for ever, and the next
+delivery on the same pooled connection too. So a statement still running CANCEL_GRACE seconds after the
+cancel has its connection's socket shut down under it: the thread gets an error at once, the pool
+discards that connection (and, having seen it die, replaces the others on their next use), and the
+next delivery connects afresh.
+
 This module also serves the thin client's Unix socket (the wire protocol is described in service/client.py);
 LMTP (service/lmtp.py) uses the same Deliverer.
 """
@@ -19,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -34,6 +43,7 @@ from ..store.delivery import DeliveryStore, DeliveryTransaction
 from .sender import Sender
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
     from ..config.model import Config
 
@@ -41,6 +51,8 @@ if TYPE_CHECKING:
 # without it (a thread stuck outside the database). Should it commit after all, the MTA's retry is
 # recognised as a duplicate: the message still lands once.
 GRACE = 10.0
+# How long a cancelled statement may take to stop before its connection is cut (see the module's docstring).
+CANCEL_GRACE = 2.0
 
 
 class Deadline:
@@ -74,20 +86,32 @@ class Deadline:
                 return
         if connection is not None:
             _interrupt(connection)
+            if hasattr(connection, "pgconn"):  # sqlite3's interrupt() always works; a server may never answer
+                timer = threading.Timer(CANCEL_GRACE, self._sever, args=(connection,))
+                timer.daemon = True
+                timer.start()
+
+    def _sever(self, connection: Any) -> None:
+        """The cancelled statement is still running: cut its connection, so the thread gets an error now."""
+        with self._lock:
+            if self._connection is not connection:
+                return  # the transaction ended meanwhile: the connection is back in the pool, or gone
+            _shut_down(connection)
 
     def release(self) -> None:
         """The delivery is over: its thread may go on to the next message, out of this deadline's reach."""
         with self._lock:
             self.thread = None
 
-    @contextlib.contextmanager
-    def watching(self, connection: Any) -> Iterator[None]:
+    def watch(self, connection: Any) -> None:
+        """From now on, `connection` (a DBAPI connection) is what expire() interrupts."""
         with self._lock:
             self._connection = connection
-        try:
-            yield
-        finally:
-            with self._lock:
+
+    def unwatch(self, connection: Any = None) -> None:
+        """Stop watching `connection` (default: whatever is watched); from then on nothing here touches it."""
+        with self._lock:
+            if connection is None or self._connection is connection:
                 self._connection = None
 
 
@@ -101,11 +125,46 @@ def _interrupt(connection: Any) -> None:
         threading.Thread(target=connection.cancel, daemon=True).start()
 
 
+def _shut_down(connection: Any) -> None:
+    """Shut down a psycopg connection's socket under the thread waiting on it; the driver then reports the
+    connection lost, and SQLAlchemy invalidates it instead of returning it to the pool."""
+    with contextlib.suppress(Exception):  # already closed: nothing left to cut
+        duplicate = socket.socket(fileno=os.dup(connection.pgconn.socket))
+        with duplicate:
+            duplicate.shutdown(socket.SHUT_RDWR)  # acts on the connection, not just on this descriptor
+
+
 _current = threading.local()  # .deadline of the delivery running on this thread
 
 
+def _checked_in(dbapi_connection: Any, _record: Any) -> None:
+    """The pool took a connection back (on the thread that used it): its deadline lets go of it."""
+    deadline: Deadline | None = getattr(_current, "deadline", None)
+    if deadline is not None:
+        deadline.unwatch(dbapi_connection)
+
+
 class ServiceStore(DeliveryStore):
-    """The delivery store with a connection pool, whose transactions respect the thread's Deadline."""
+    """The delivery store with a connection pool, whose transactions respect the thread's Deadline.
+
+    The deadline watches the connection from the moment it is taken from the pool (connect) until it is
+    back (the pool's checkin): the first statement (BEGIN and the preamble), the COMMIT and the rollback
+    the pool does on its return can hang on a dead server as well. Not a moment longer: by then another
+    delivery may hold it.
+    """
+
+    def __init__(self, url: str, *, lock_timeout: float, pool_size: int | None = None) -> None:
+        from sqlalchemy import event
+
+        super().__init__(url, lock_timeout=lock_timeout, pool_size=pool_size)
+        event.listen(self.engine, "checkin", _checked_in)
+
+    def connect(self) -> Connection:
+        connection = super().connect()
+        deadline: Deadline | None = getattr(_current, "deadline", None)
+        if deadline is not None:
+            deadline.watch(connection.connection.dbapi_connection)
+        return connection
 
     @contextlib.contextmanager
     def transaction(self, *, commit: bool = True) -> Iterator[DeliveryTransaction]:
@@ -117,15 +176,16 @@ class ServiceStore(DeliveryStore):
         deadline.check()
         try:
             with super().transaction(commit=commit) as tx:
-                with deadline.watching(tx.conn.connection.dbapi_connection):
-                    deadline.check()
-                    yield tx
+                deadline.check()
+                yield tx
                 # The last moment to roll back instead of committing.
                 deadline.check()
         except Exception as exc:
             if deadline.expired and not isinstance(exc, DeliveryTimeout):
                 raise deadline.error() from exc
             raise
+        finally:
+            deadline.unwatch()
 
 
 class Deliverer:

@@ -16,6 +16,7 @@ from sqlalchemy import Integer, bindparam, func, insert, select, update
 
 from ..exits import ExitCode, TemporaryFailure
 from ..mail.envelope import Envelope
+from ..mail.mime.digest import body_offset
 from . import schema as t
 
 if TYPE_CHECKING:
@@ -63,9 +64,16 @@ def insert_message(
     reasons: list[str],
     raw: bytes,
     delivered: bool,
+    keep_raw: bool = True,
     **extra: Any,
 ) -> int:
-    """Write one audit record; `delivered`: its idempotency key makes a later copy a duplicate."""
+    """Write one audit record; `delivered`: its idempotency key makes a later copy a duplicate.
+
+    Without `keep_raw` (a duplicate: the first copy is stored already) the record keeps its own header block,
+    where copies of one mail differ (Return-Path, Received), with the size and digest of all its bytes, but
+    not the body again: an MTA redelivering a 40 MB mail must not add another 40 MB each time.
+    `duplicate_raw` puts the bytes back together from the first copy's body.
+    """
     result = conn.execute(
         INSERT_MESSAGE,
         dict(
@@ -83,7 +91,7 @@ def insert_message(
             exit_code=exit_code,
             reasons=json.dumps(reasons, ensure_ascii=False),
             size=len(raw),
-            raw=raw,
+            raw=raw if keep_raw else raw[: body_offset(raw)],
             **extra,
         ),
     )
@@ -170,6 +178,15 @@ class StoredMessage:
     held_by: str | None
     envelope: Envelope
     raw: bytes
+
+
+def duplicate_raw(head: bytes, size: int, raw_sha256: str, first_copy: bytes) -> tuple[bytes, bool]:
+    """A duplicate's bytes: its own header block, then the first copy's body; and whether that is exactly what
+    arrived (the digest says so; copies whose line endings differ share a body digest but not their bytes)."""
+    import hashlib
+
+    raw = head + first_copy[body_offset(first_copy) :]
+    return raw, len(raw) == size and hashlib.sha256(raw).hexdigest() == raw_sha256
 
 
 def stored_message(conn: Connection, row: int) -> StoredMessage | None:

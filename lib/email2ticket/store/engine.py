@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exits import ConfigurationError, SchemaError
 from .schema import SCHEMA_REVISION
+from .sqlite_file import prepare_database_file
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -101,12 +103,15 @@ def _sqlite_engine(url: str, lock_timeout: float, pool_size: int | None = None) 
     from sqlalchemy import create_engine, event
 
     path = sqlite_path(url)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
     connect_args: dict[str, Any] = {"timeout": lock_timeout}
     if pool_size is not None:
         connect_args["check_same_thread"] = False  # pooled connections move between delivery threads
     engine = create_engine(url, **_pool_arguments(pool_size), connect_args=connect_args)
+
+    @event.listens_for(engine, "do_connect")
+    def _before_connect(*_args: Any) -> None:
+        if path is not None:  # created 0600 before SQLite would create it 0644 (store/sqlite_file.py)
+            prepare_database_file(path)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -127,14 +132,21 @@ def _sqlite_engine(url: str, lock_timeout: float, pool_size: int | None = None) 
     return engine
 
 
+# The user-info part as SQLAlchemy's URL parser reads it: a password runs from the first ":" to the first "@".
+_USERINFO = re.compile(r"(?P<head>[\w+]+://[^:/]*):(?P<password>[^@]*)@")
+# A query parameter whose name suggests a credential: libpq's password, passfile, sslpassword, sslkey, and
+# whatever a driver or proxy calls its secret, token or key.
+_SECRET_PARAMETER = re.compile(r"([?&])([^=&]*(?:pass|pwd|secret|token|key|cred|auth)[^=&]*)=([^&]*)", re.IGNORECASE)
+
+
 def redact(url: str) -> str:
-    """The URL without its password, for messages that reach logs and bounces."""
-    if "@" not in url or "://" not in url:
+    """The URL without its credentials, for every message that shows it (logs, the MTA's status line, which
+    Postfix copies into bounces and delay notices, `doctor`, the service's start-up line): the user-info
+    password and every query parameter whose name suggests a secret are replaced by ***."""
+    if "://" not in url:
         return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    url = _USERINFO.sub(r"\g<head>:***@", url, count=1)
+    return _SECRET_PARAMETER.sub(r"\1\2=***", url)
 
 
 def current_revision(connection: Connection) -> str | None:
@@ -160,7 +172,10 @@ def check_revision(revision: str | None) -> None:
 def _file_lock(path: Path) -> Iterator[None]:
     """Serialise first-use schema creation between concurrent deliveries into a new SQLite file."""
     lock_path = path.with_name(path.name + ".init-lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o660)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create {lock_path}: {exc.strerror or exc}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -9,23 +9,22 @@ as the pipe user; so the instance adds its file there while it runs and removes 
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import mailbox
 import os
 import pwd
 import re
-import shutil
 import signal
-import time
 from email.message import Message
 from pathlib import Path
 
-from .system import PIPE_USER, REPO, Install, MtaUnavailable, chown, ensure_user, free_port, run, wait_for
+from .instance import MtaInstance, end_daemon, replaced
+from .system import PIPE_USER, REPO, Install, MtaUnavailable, chown, ensure_user, run, wait_for
 
 EXIM = Path("/usr/sbin/exim4")
 EXIM_USER = "Debian-exim"
 TRUSTED_CONFIGS = Path("/etc/exim4/trusted_configs")
+SNIPPET = "postfix/exim4.conf.snippet"
 
 HELPDESK = "helpdesk@helpdesk.test"
 CUSTOMERS = "customers.test"
@@ -37,7 +36,7 @@ _LINE = re.compile(
 
 def snippet_parts() -> tuple[str, str]:
     """The router and the transport from postfix/exim4.conf.snippet."""
-    text = (REPO / "postfix" / "exim4.conf.snippet").read_text()
+    text = (REPO / SNIPPET).read_text()
     routers_at = text.index("ROUTERS (order matters)")
     transports_at = text.index("TRANSPORTS")
     routers = text[text.index("\n", routers_at) : transports_at].rsplit("\n", 1)[0]
@@ -45,7 +44,9 @@ def snippet_parts() -> tuple[str, str]:
     return routers, transports
 
 
-class EximInstance:
+class EximInstance(MtaInstance):
+    name = "Exim"
+
     def __init__(self, base: Path, install: Install) -> None:
         if not os.access(EXIM, os.X_OK):
             raise MtaUnavailable(f"{EXIM} is missing (apt-get install exim4-daemon-light; scripts/test does)")
@@ -54,30 +55,26 @@ class EximInstance:
         except KeyError:
             raise MtaUnavailable(f"the {EXIM_USER} user is missing: is exim4 installed?") from None
         ensure_user(PIPE_USER)
-        self.base, self.install = base, install
+        super().__init__(base, install)
         self.conf = base / "exim.conf"
-        self.spool, self.logs, self.mail, self.state = base / "spool", base / "log", base / "mail", base / "state"
+        self.spool, self.logs, self.mail = base / "spool", base / "log", base / "mail"
         self.pid_file = base / "exim.pid"
-        self.config_toml = base / "email2ticket.toml"
-        self.port = free_port()
-        self.running = False
-        atexit.register(self.close)  # even if the test session itself dies
-        for path in (self.spool, self.logs, self.mail, self.state):
+        for path in (self.spool, self.logs, self.mail):
             path.mkdir(mode=0o755, exist_ok=True)
         chown(self.spool, EXIM_USER)
         chown(self.logs, EXIM_USER)
         chown(self.mail, PIPE_USER)
-        chown(self.state, PIPE_USER)
         self._write_config()
 
     def _write_config(self) -> None:
         routers, transports = snippet_parts()
-        transports = _replace(
+        transports = replaced(
             transports,
             "/opt/email2ticket/bin/email2ticket-deliver --config /etc/email2ticket/config.toml",
             f"{self.install.deliver} --config {self.config_toml}",
+            where=SNIPPET,
         )
-        transports = _replace(transports, "user = email2ticket", f"user = {PIPE_USER}")
+        transports = replaced(transports, "user = email2ticket", f"user = {PIPE_USER}", where=SNIPPET)
         self.conf.write_text(
             f"""# private test instance (tests/support/mta/exim.py)
 primary_hostname = mx.helpdesk.test
@@ -142,36 +139,19 @@ begin retry
         TRUSTED_CONFIGS.write_text("".join(f"{line}\n" for line in lines))
         TRUSTED_CONFIGS.chmod(0o644)
 
-    def start(self) -> None:
+    def _start_daemon(self) -> None:
         self._trust(True)
         self.exim("-bd")  # the daemon forks away; no periodic queue runner (-q): the tests flush explicitly
-        self.running = True
-        wait_for("Exim to accept SMTP connections", self._accepting, timeout=60)
 
-    def _accepting(self) -> bool:
-        import socket
-
-        with socket.socket() as sock:
-            sock.settimeout(1)
-            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+    def _stop_daemon(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(self.pid_file.read_text().split()[0])
+            os.kill(pid, signal.SIGTERM)
+            end_daemon(pid)
 
     def stop(self) -> None:
-        if self.running:
-            with contextlib.suppress(OSError, ValueError):
-                pid = int(self.pid_file.read_text().split()[0])
-                os.kill(pid, signal.SIGTERM)
-                deadline = time.monotonic() + 20
-                while time.monotonic() < deadline:
-                    os.kill(pid, 0)
-                    time.sleep(0.1)
-                os.kill(pid, signal.SIGKILL)
-            self.running = False
+        super().stop()
         self._trust(False)
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
-        atexit.unregister(self.close)
 
     def flush(self) -> None:
         """exim -qff: deliver everything queued now, deferred or frozen, and return when done."""
@@ -187,10 +167,7 @@ begin retry
                 self.exim("-Mrm", qid)
 
     def log(self) -> str:
-        try:
-            return (self.logs / "mainlog").read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return self._read_log(self.logs / "mainlog")
 
     def events(self, qid: str) -> list[tuple[str, str]]:
         """(=> delivered | == deferred | ** failed | Completed, rest of line) for one message, in order."""
@@ -220,7 +197,3 @@ begin retry
         finally:
             box.close()
 
-
-def _replace(text: str, old: str, new: str) -> str:
-    assert old in text, f"postfix/exim4.conf.snippet no longer contains {old!r}: update tests/support/mta/exim.py"
-    return text.replace(old, new)

@@ -1,26 +1,28 @@
-"""pytest fixtures for the MTA tests (test modules load them with `pytest_plugins = ["support.mta.fixtures"]`).
+"""pytest fixtures for the MTA tests (tests/conftest.py registers this module as a plugin).
 
   mta_install      session: the non-editable install of this checkout that every MTA runs
   postfix          module: a running private Postfix (stopped and deleted at the end, even on failure)
   exim             module: a running private Exim (the same)
-  make_desk        function: desk(mta, database_url) -> Desk, email2ticket configured for one test
+  make_mta_desk    function: make_mta_desk(mta, database_url) -> MtaDesk, email2ticket configured for one test
 
 Without root these tests skip; under CI (CI=true) a missing prerequisite fails them instead.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 
+from support.desk import Desk
+from support.run import Runner
+
 from .exim import EximInstance
+from .instance import MtaInstance
 from .postfix import PostfixDistribution, PostfixInstance
 from .system import PIPE_USER, Install, MtaUnavailable, as_user, build_install, require_root, world_readable_dir
 
@@ -87,66 +89,56 @@ def exim(mta_install: Install) -> Iterator[EximInstance]:
         instance.close()
 
 
-class Mta(Protocol):
-    config_toml: Path
-    state: Path
+class PipeUserRunner(Runner):
+    """An installed script run as the MTAs run the pipe: as the pipe user, from /, with a minimal environment."""
+
+    def __init__(self, script: Path) -> None:
+        super().__init__(script, Path("/nonexistent"))
+
+    def base_env(self) -> dict[str, str]:
+        return {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8"}
+
+    def command(self, args: tuple[str, ...]) -> tuple[str, ...]:
+        return (str(self.script), *args)  # the install's own interpreter, from the script's #! line
+
+    def options(self) -> dict[str, Any]:
+        return {"cwd": "/", **as_user(PIPE_USER)}
 
 
-class Desk:
-    """email2ticket as one test configures it: its database, its config file, admin commands as the pipe user."""
+class MtaDesk(Desk):
+    """email2ticket as one MTA test configures it: the MTA's configuration file (naming the database, logging to
+    the MTA's state directory), admin commands run by the install as the pipe user; mail comes in by SMTP."""
 
-    def __init__(self, install: Install, mta: Mta, database_url: str) -> None:
-        self.install, self.mta, self.database_url = install, mta, database_url
-        self.log_file = mta.state / "deliver.log"
-        self.configure()
+    def __init__(self, install: Install, mta: MtaInstance, url: str, *, init: bool) -> None:
+        self.install, self.mta = install, mta
+        log_file = mta.state / "deliver.log"
+        super().__init__(
+            url, PipeUserRunner(install.admin), config=mta.config_toml, url_in_config=True, log_file=log_file, init=init
+        )
 
-    def configure(self, **settings: int | float | str) -> None:
+    def configure(self, **changes: Any) -> None:
         """Write the config file every delivery reads (so a change applies to the next delivery)."""
-        lines = [f"database_url = {json.dumps(self.database_url)}"]
-        lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
-        lines += ["[logging]", 'target = "file"', f"file = {json.dumps(str(self.log_file))}"]
-        self.mta.config_toml.write_text("\n".join(lines) + "\n")
+        super().configure(**changes)
         self.mta.config_toml.chmod(0o644)
 
-    def admin(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """The installed `email2ticket --config ...` run as the pipe user (SQLite files stay its own)."""
-        proc = subprocess.run(
-            [str(self.install.admin), "--config", str(self.mta.config_toml), *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            cwd="/",
-            env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "LANG": "C.UTF-8"},
-            **as_user(PIPE_USER),  # type: ignore[arg-type]
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"email2ticket {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
-        return proc
 
-    def json(self, *args: str) -> Any:
-        return json.loads(self.admin(*args, "--json").stdout)
-
-    def tickets(self) -> list[dict[str, Any]]:
-        return list(self.json("tickets", "list"))
-
-    def messages(self, action: str | None = None) -> list[dict[str, Any]]:
-        extra = ("--action", action) if action else ()
-        return list(self.json("messages", "list", *extra))
+MakeMtaDesk = Callable[..., MtaDesk]
 
 
 @pytest.fixture
-def make_desk(mta_install: Install, request: pytest.FixtureRequest) -> Callable[[Mta, str], Desk]:
-    """desk(mta, database_url): configure email2ticket for this test (SQLite file in the MTA's state dir
-    when database_url is "sqlite"), and `init` it."""
+def make_mta_desk(mta_install: Install, request: pytest.FixtureRequest) -> Iterator[MakeMtaDesk]:
+    """make_mta_desk(mta, database_url, init=True): configure email2ticket for this test (a SQLite file in the
+    MTA's state directory when database_url is "sqlite"), and `init` it. Each MTA it was used with has an empty
+    queue after the test, whatever happened."""
+    used: list[MtaInstance] = []
 
-    def factory(mta: Mta, database_url: str, *, init: bool = True) -> Desk:
+    def factory(mta: MtaInstance, database_url: str, *, init: bool = True) -> MtaDesk:
         if database_url == "sqlite":
             name = "".join(c if c.isalnum() else "_" for c in request.node.name)[:60]
             database_url = f"sqlite:///{mta.state / name}.db"
-        desk = Desk(mta_install, mta, database_url)
-        if init:
-            desk.admin("init")
-        return desk
+        used.append(mta)
+        return MtaDesk(mta_install, mta, database_url, init=init)
 
-    return factory
+    yield factory
+    for mta in dict.fromkeys(used):
+        mta.delete_queue()

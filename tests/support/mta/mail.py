@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from email.message import Message
 
+from support.mail import DATE, mail
+
 HELPDESK = "helpdesk@helpdesk.test"
 
 
@@ -16,17 +18,10 @@ def message(
     from_header: str | None = None,
     to: str = HELPDESK,
 ) -> bytes:
-    headers = [f"From: {from_header if from_header is not None else sender}"] if from_header != "" else []
-    headers += [
-        f"To: {to}",
-        f"Subject: {subject}",
-        f"Message-ID: <{message_id}>",
-        "Date: Thu, 26 Nov 2026 10:00:00 +0000",
-        "MIME-Version: 1.0",
-        "Content-Type: text/plain; charset=utf-8",
-    ]
-    text = "\n".join(headers) + "\n\n" + body
-    return text.replace("\n", "\r\n").encode()
+    """support/mail.py's message from `sender` (From: `from_header` instead when given; none for ""), with a
+    Date, MIME-Version and CRLF line ends."""
+    author = sender if from_header is None else from_header
+    return mail(subject, body, sender=author, to=to, message_id=message_id, date=DATE, mime_version=True, crlf=True)
 
 
 def bounce_text(bounce: Message) -> str:

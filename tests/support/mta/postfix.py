@@ -9,7 +9,6 @@ wiring we document. Bounces to the senders' domain (customers.test) go to a Mail
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import email
 import email.policy
@@ -18,13 +17,12 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
-import time
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from .instance import MtaInstance, end_daemon, replaced
 from .system import (
     PIPE_USER,
     POSTFIX_GROUP,
@@ -35,7 +33,6 @@ from .system import (
     chown,
     ensure_group,
     ensure_user,
-    free_port,
     run,
     wait_for,
 )
@@ -94,35 +91,27 @@ class PostfixDistribution:
         return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LD_LIBRARY_PATH": str(self.libs), "LANG": "C"}
 
 
-def _replace(text: str, old: str, new: str) -> str:
-    assert old in text, f"the snippet no longer contains {old!r}: update tests/support/mta/postfix.py"
-    return text.replace(old, new)
-
-
-class PostfixInstance:
+class PostfixInstance(MtaInstance):
     """One Postfix, configured from postfix/*.snippet; start(), then submit mail to `port`."""
+
+    name = "Postfix"
 
     def __init__(self, dist: PostfixDistribution, base: Path, install: Install) -> None:
         ensure_group(POSTFIX_GROUP)
         ensure_user(POSTFIX_USER)
         ensure_user(PIPE_USER)
-        self.dist, self.base, self.install = dist, base, install
+        super().__init__(base, install)
+        self.dist = dist
         self.etc, self.queue_dir, self.data = base / "etc", base / "queue", base / "data"
         self.maillog = base / "maillog"
         self.mail = base / "mail"  # virtual(8) Maildir for bounces to customers.test
-        self.state = base / "state"  # the pipe user's: SQLite database, delivery log
-        self.config_toml = base / "email2ticket.toml"
         self.procmailrc = base / "procmailrc"
         self.forward_dir = base / "forward"
-        self.port = free_port()
-        self.running = False
-        atexit.register(self.close)  # even if the test session itself dies
-        for path in (self.etc, self.queue_dir, self.mail, self.state, self.forward_dir):
+        for path in (self.etc, self.queue_dir, self.mail, self.forward_dir):
             path.mkdir(mode=0o755, parents=True, exist_ok=True)
         self.data.mkdir(mode=0o700, exist_ok=True)
         chown(self.data, POSTFIX_USER)
         chown(self.mail, PIPE_USER)
-        chown(self.state, PIPE_USER)
         self._write_config()
 
     # --- configuration, from postfix/ -----------------------------------------------------------
@@ -136,28 +125,35 @@ class PostfixInstance:
         shutil.copy2(self.dist.root / "usr" / "share" / "postfix" / "dynamicmaps.cf", self.etc / "dynamicmaps.cf")
         for sub in ("dynamicmaps.cf.d", "postfix-files.d"):
             (self.etc / sub).mkdir(exist_ok=True)
-        main_snippet = _replace(
-            (postfix / "main.cf.snippet").read_text(), "hash:/etc/postfix/transport", f"hash:{self.etc}/transport"
+        main_snippet = replaced(
+            (postfix / "main.cf.snippet").read_text(),
+            "hash:/etc/postfix/transport",
+            f"hash:{self.etc}/transport",
+            where="postfix/main.cf.snippet",
         )
         (self.etc / "main.cf").write_text(self._main_cf() + "\n# --- postfix/main.cf.snippet ---\n" + main_snippet)
         master = (postfix / "master.cf.snippet").read_text()
-        master = _replace(master, "user=email2ticket", f"user={PIPE_USER}")
-        master = _replace(master, "/opt/email2ticket/bin/email2ticket-deliver", str(self.install.deliver))
-        master = _replace(master, "/etc/email2ticket/config.toml", str(self.config_toml))
+        where = "postfix/master.cf.snippet"
+        master = replaced(master, "user=email2ticket", f"user={PIPE_USER}", where=where)
+        master = replaced(master, "/opt/email2ticket/bin/email2ticket-deliver", str(self.install.deliver), where=where)
+        master = replaced(master, "/etc/email2ticket/config.toml", str(self.config_toml), where=where)
         (self.etc / "master.cf").write_text(self._master_cf() + "\n# --- postfix/master.cf.snippet ---\n" + master)
-        transport = _replace((postfix / "transport.example").read_text(), "helpdesk@example.com", HELPDESK)
+        transport = (postfix / "transport.example").read_text()
+        transport = replaced(transport, "helpdesk@example.com", HELPDESK, where="postfix/transport.example")
         (self.etc / "transport").write_text(transport)
         run([self.dist.sbin / "postmap", "-c", self.etc, self.etc / "transport"], env=self.dist.env())
-        procmailrc = _replace(
+        procmailrc = replaced(
             (postfix / "procmailrc.example").read_text(),
             "/opt/email2ticket/bin/email2ticket-deliver --config /etc/email2ticket/config.toml",
             self.pipe_command(),
+            where="postfix/procmailrc.example",
         )
         self.procmailrc.write_text(procmailrc)
-        forward = _replace(
+        forward = replaced(
             (postfix / "dot-forward.example").read_text(),
             "/opt/email2ticket/bin/email2ticket-deliver --config /etc/email2ticket/config.toml",
             self.pipe_command(),
+            where="postfix/dot-forward.example",
         )
         # local(8) runs a .forward only when the file belongs to the recipient.
         target = self.forward_dir / "forward+fwd"
@@ -243,43 +239,20 @@ postlog   unix-dgram n  -       n       -       1       postlogd
     def postfix(self, *args: str, timeout: float = 120) -> str:
         return run([self.dist.sbin / "postfix", "-c", self.etc, *args], env=self.dist.env(), timeout=timeout)
 
-    def start(self) -> None:
+    def _start_daemon(self) -> None:
         self.postfix("start")
-        self.running = True
-        wait_for("Postfix to accept SMTP connections", self._accepting, timeout=60)
-
-    def _accepting(self) -> bool:
-        import socket
-
-        with socket.socket() as sock:
-            sock.settimeout(1)
-            return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
     def master_pid(self) -> int | None:
         with contextlib.suppress(OSError, ValueError):
             return int((self.queue_dir / "pid" / "master.pid").read_text().split()[0])
         return None
 
-    def stop(self) -> None:
-        """Stop the master and its children; never leaves a daemon behind."""
-        if not self.running:
-            return
+    def _stop_daemon(self) -> None:
         pid = self.master_pid()
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self.postfix("stop", timeout=60)
         if pid is not None:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and _alive(pid):
-                time.sleep(0.1)
-            if _alive(pid):
-                with contextlib.suppress(OSError):
-                    os.killpg(os.getpgid(pid), signal.SIGKILL)
-        self.running = False
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
-        atexit.unregister(self.close)
+            end_daemon(pid, group=True)
 
     def reload(self) -> None:
         self.postfix("reload")
@@ -299,10 +272,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def log(self) -> str:
-        try:
-            return self.maillog.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        return self._read_log(self.maillog)
 
     def statuses(self) -> dict[str, list[tuple[str, str]]]:
         """queue id -> [(status, reason)] for every delivery attempt logged so far."""
@@ -339,12 +309,3 @@ postlog   unix-dgram n  -       n       -       1       postlogd
             for path in found
         ]
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

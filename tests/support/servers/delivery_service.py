@@ -20,19 +20,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
-ADMIN = REPO / "bin" / "email2ticket"
-DELIVER = REPO / "bin" / "email2ticket-deliver"
-
-
-def child_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The clean environment the tests give the executables (as conftest.Runner does)."""
-    env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "PYTHONPATH": str(REPO / "lib")}
-    env.update(extra or {})
-    return env
+from support.executables import ADMIN, child_env
 
 
 class ServiceProcess:
@@ -73,6 +64,9 @@ class ServiceProcess:
         return argv
 
     def start(self, timeout: float = 60.0) -> ServiceProcess:
+        if self.process is not None and self.process.poll() is None:
+            # A second start would lose track of the first process, which then outlives the test.
+            raise RuntimeError(f"email2ticket serve is already running (pid {self.process.pid})")
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 self.argv(),
@@ -146,6 +140,9 @@ class ServiceProcess:
             host, _, port = self.lmtp_tcp.rpartition(":")
             return LmtpClient.tcp(host, int(port))
         return LmtpClient.unix(str(self.lmtp_socket))
+
+
+StartService = Callable[..., ServiceProcess]  # the start_service fixture (tests/conftest.py)
 
 
 class LmtpClient:

@@ -11,13 +11,9 @@ instead; the port is chosen by the kernel, so tests can run in parallel.
         config = NotificationsConfig(from_address="helpdesk@example.org", method="smtp",
                                      smtp_host=sink.host, smtp_port=sink.port)
         ...
-        [received] = sink.messages
+        [received] = sink.messages          # or sink.new_messages(): those since the last call
 
-As a fixture: register this module as a plugin, in conftest.py or in the test module, then ask for
-`smtp_sink` (importing the fixture function instead trips ruff's F811, and importing the module before
-registering it stops pytest from rewriting its asserts):
-
-    pytest_plugins = ["support.servers.smtpsink"]
+As a fixture: tests/conftest.py registers this module as a plugin, so every test can ask for `smtp_sink`:
 
     def test_sends(smtp_sink: SmtpSink) -> None:
         ...
@@ -92,6 +88,7 @@ class SmtpSink:
         self.rcpt_reply: str | None = None
         self.data_reply: str | None = None
         self._messages: list[Received] = []
+        self._taken = 0  # how many new_messages() has handed out
         self._lock = threading.Lock()
         self._controller = _Controller(_Handler(self), hostname=HOST, port=0)
 
@@ -100,6 +97,12 @@ class SmtpSink:
         """The messages accepted so far, oldest first (a copy)."""
         with self._lock:
             return list(self._messages)
+
+    def new_messages(self) -> list[Received]:
+        """The messages accepted since the last call (all of them, the first time), oldest first."""
+        with self._lock:
+            fresh, self._taken = self._messages[self._taken :], len(self._messages)
+        return fresh
 
     def _record(self, received: Received) -> None:
         with self._lock:
