@@ -24,6 +24,7 @@ PACKAGE = REPO / "lib" / "email2ticket"
 LAYERS: dict[str, int] = {
     "cli": 1,  # entrances: the pipe command and the admin command
     "service": 1,  # entrances: the resident service, LMTP, the thin client
+    "web": 1,  # entrances: the web admin (an optional extra; delivery never imports it)
     "delivery": 2,
     "ops": 2,
     "rules": 3,

@@ -48,7 +48,9 @@ def write_line(line: str, config: LoggingConfig, *, error: bool = False) -> None
         if target == "syslog":
             _to_syslog(line, config.facility, error=error)
         elif target == "file" and config.file:
-            with open(config.file, "a", encoding="utf-8") as handle:
+            # Created readable by its owner only: the lines carry Message-IDs and reasons naming senders.
+            fd = os.open(config.file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with open(fd, "a", encoding="utf-8") as handle:
                 stamp = datetime.now(UTC).isoformat(timespec="seconds")
                 handle.write(f"{stamp} email2ticket[{os.getpid()}] {'error: ' if error else ''}{line}\n")
     except Exception as exc:  # logging must never change the delivery's outcome

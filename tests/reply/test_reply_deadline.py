@@ -12,18 +12,20 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from email2ticket.exits import DeadlineExceeded
 from email2ticket.mail.message import parse_message
-from email2ticket.reply import search
+from email2ticket.reply import pattern_cost, search
 from email2ticket.reply import separators as separators_module
 from email2ticket.reply.extract import DEFAULT_SEPARATORS, InvalidSeparator, extract_reply, parse_separator, strip_reply
 from email2ticket.reply.pattern_cost import costly_reason
 from email2ticket.reply.search import first_hit
 from email2ticket.reply.separators import compiled_regex
+from support.desk import Desk
 
 SLOW = "/[ab]*a[ab]{20}c/"
 MARGIN = 1.0  # seconds past the deadline: one chunk of the slowest search, on a busy two-core machine
@@ -52,7 +54,7 @@ def _ab_reply(size: int = 6_000_000) -> bytes:
 @pytest.fixture
 def unchecked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """As if the cost check could not recognise SLOW (it is a best effort): only the deadline is left."""
-    monkeypatch.setattr(separators_module, "costly_reason", lambda *_args: None)
+    monkeypatch.setattr(pattern_cost, "costly_reason", lambda *_args: None)  # separators.py imports it when used
     separators_module.parsed.cache_clear()
     yield
     separators_module.parsed.cache_clear()
@@ -221,3 +223,20 @@ def test_separators_add_refuses_it_through_the_admin_command(run_admin: Any, sql
     tried = run_admin("--database-url", sqlite_url, "separators", "test", "--add", SLOW, stdin=b"Subject: x\n\nhi\n")
     assert tried.returncode == 1, tried
     assert "too costly" in tried.stderr_text
+
+
+def test_a_reply_of_adversarial_tagline_lines_is_delivered_in_time(
+    sqlite_url: str, run_admin: Any, run_deliver: Any, child_home: Path
+) -> None:
+    """The built-in taglines' hole through the real pipe: before, this reply ran past delivery_timeout (75)."""
+    desk = Desk(sqlite_url, run_admin, run_deliver, config=child_home / "e2t.toml", settings={"delivery_timeout": 10})
+    new = b"From: alice@example.com\nSubject: Printer jam\nMessage-ID: <t1@example.com>\n\nIt broke.\n"
+    assert desk.deliver_ok(new)["action"] == "create"
+    rnd = random.Random(3)
+    body = _lines(lambda: "Sent from " + "".join(rnd.choice(("LG", "xx")) for _ in range(20)) + ",", 2_000_000)
+    head = "From: alice@example.com\nSubject: Re: Printer jam [Ticket #1]\nMessage-ID: <t2@example.com>\n\n"
+    started = time.monotonic()
+    result = desk.deliver((head + body).encode())
+    assert result.returncode == 0, result
+    assert result.json["action"] == "update"
+    assert time.monotonic() - started < 10  # the search alone took 20 s

@@ -74,7 +74,8 @@ def test_serve_over_another_users_stale_socket_is_one_line(tmp_path: Path, sqlit
         os.chmod(stale, 0o600)
 
         def serve() -> subprocess.CompletedProcess[bytes]:
-            argv = powerless([sys.executable, str(ADMIN), "--database-url", sqlite_url, "serve", "--socket", str(stale)])
+            command = [sys.executable, str(ADMIN), "--database-url", sqlite_url, "serve", "--socket", str(stale)]
+            argv = powerless(command)
             return subprocess.run(argv, capture_output=True, env=child_env(tmp_path), timeout=60, check=False)
 
         cannot_tell = serve()

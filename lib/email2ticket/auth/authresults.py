@@ -60,6 +60,8 @@ def trusted_headers(message: ParsedMessage, policy: AuthPolicy) -> tuple[list[tu
     values = [(n.lower(), v) for n, v in message.headers if n.lower() in ("received", "authentication-results")]
     count = sum(1 for name, _ in values if name == "authentication-results")
     trusted_ids = {i.lower() for i in policy.trusted_authserv_ids}
+    if policy.results_ignored:
+        return [], (f"{count} Authentication-Results header(s) not honoured: {policy.results_ignored}",)
     if not trusted_ids:
         return [], (f"{count} Authentication-Results header(s): trusted_authserv_ids is empty, so none is trusted",)
     from authres import AuthenticationResultsHeader

@@ -45,11 +45,19 @@ class AuthPolicy:
     alignment: Alignment = "relaxed"
     trusted_authserv_ids: tuple[str, ...] = ()
     trusted_hosts: tuple[str, ...] = ()
+    results_ignored: str = ""  # why no Authentication-Results header counts at all, whatever the settings say
 
     @classmethod
-    def from_settings(cls, settings: RuleSettings) -> AuthPolicy:
+    def from_settings(cls, settings: RuleSettings, *, honour_results: bool = True) -> AuthPolicy:
+        """The settings' policy; without `honour_results` (mail that came over a listener every local user can
+        reach) no Authentication-Results header is trusted, whatever trusted_authserv_ids says."""
         mode: Alignment = "strict" if settings.dkim_alignment == "strict" else "relaxed"
+        if not honour_results:
+            return cls(mode, results_ignored=UNTRUSTED_LISTENER)
         return cls(mode, settings.trusted_authserv_ids, settings.trusted_hosts)
+
+
+UNTRUSTED_LISTENER = "the message came over LMTP on TCP, where any local user can connect and write any header"
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,7 @@ class Verdict:
         """The audit record's form (messages.auth_verdict)."""
         record = asdict(self)
         record["evidence"] = [{k: v for k, v in e.items() if v != ""} for e in record["evidence"]]
-        record["policy"] = {k: list(v) if isinstance(v, tuple) else v for k, v in record["policy"].items()}
+        policy = {k: v for k, v in record["policy"].items() if k != "results_ignored" or v}  # said only when so
+        record["policy"] = {k: list(v) if isinstance(v, tuple) else v for k, v in policy.items()}
         record["notes"] = list(self.notes)
         return record

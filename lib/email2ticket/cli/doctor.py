@@ -6,9 +6,10 @@ instead of stopping the command.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import TYPE_CHECKING
+
+from .common import print_json, terminal_safe
 
 if TYPE_CHECKING:
     import argparse
@@ -33,8 +34,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         postfix_dir=args.postfix_config,
     )
     if args.json:
-        print(json.dumps([c.as_json() for c in checks], ensure_ascii=False))
+        print_json([c.as_json() for c in checks])
     else:
-        for check in checks:
-            print("\n".join(check.lines()))
+        for check in checks:  # a detail may quote a value from the mail or the database: escapes shown
+            print(terminal_safe("\n".join(check.lines()), multiline=True))
     return 0 if all(c.ok for c in checks) else 1

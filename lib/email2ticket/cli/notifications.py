@@ -10,11 +10,10 @@ skipping exactly the check that stopped it.
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING
 
-from .common import delivery_store
+from .common import delivery_store, print_json, terminal_safe
 
 if TYPE_CHECKING:
     import argparse
@@ -55,15 +54,15 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
 
     rows = list_notifications(delivery_store(config), status=args.status, limit=args.limit)
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False))
+        print_json(rows)
         return 0
     if not rows:
         print("no notifications")
     for n in rows:
-        error = f"  ({n['last_error']})" if n["last_error"] and n["status"] != "sent" else ""
+        error = f"  ({terminal_safe(n['last_error'])})" if n["last_error"] and n["status"] != "sent" else ""
         print(
             f"{n['id']:<6} {n['created_at'][:19]} {n['status']:8} {n['kind']:18} #{n['ticket_id']:<6} "
-            f"{n['recipient']}  attempts {n['attempts']}{error}"
+            f"{terminal_safe(n['recipient'])}  attempts {n['attempts']}{error}"
         )
     return 0
 
@@ -79,7 +78,7 @@ def cmd_retry(args: argparse.Namespace, config: Config) -> int:
         report = send(store, config, ids=tuple(args.ids), due=0 if args.ids else args.limit, force=bool(args.ids))
     finally:
         store.dispose()
-    print(report.describe())
+    print(terminal_safe(report.describe(), multiline=True))
     return 1 if report.failed else 0
 
 
@@ -88,12 +87,13 @@ def cmd_blocked(args: argparse.Namespace, config: Config) -> int:
 
     rows = blocked_addresses(delivery_store(config))
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False))
+        print_json(rows)
         return 0
     if not rows:
         print("no address is blocked")
-    for b in rows:
-        print(f"{b['address']:40} since {b['created_at'][:19]}  ticket #{b['ticket_id']}  {b['reason']}")
+    for b in rows:  # the reason quotes the bounce, which anyone can write
+        address, reason = terminal_safe(b["address"]), terminal_safe(b["reason"])
+        print(f"{address:40} since {b['created_at'][:19]}  ticket #{b['ticket_id']}  {reason}")
     return 0
 
 

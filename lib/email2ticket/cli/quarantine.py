@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING
 
-from .common import delivery_store
+from .common import delivery_store, print_json, terminal_safe
 
 if TYPE_CHECKING:
     import argparse
@@ -44,13 +43,14 @@ def _store(config: Config) -> QuarantineStore:
 def cmd_list(args: argparse.Namespace, config: Config) -> int:
     items = _store(config).entries()
     if args.json:
-        print(json.dumps([q.as_json() for q in items], ensure_ascii=False))
+        print_json([q.as_json() for q in items])
         return 0
     if not items:
         print("the quarantine is empty")
     for q in items:
-        print(f"{q.id:<6} {q.received_at[:19]} {q.attempts} attempts  {q.sender or '-'}  {q.subject or ''}")
-        print(f"       error: {q.error}")
+        sender, subject = terminal_safe(q.sender or "-"), terminal_safe(q.subject or "")
+        print(f"{q.id:<6} {q.received_at[:19]} {q.attempts} attempts  {sender}  {subject}")
+        print(f"       error: {terminal_safe(q.error)}")
     return 0
 
 
@@ -62,10 +62,10 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
         return 0
     for key, value in item.as_json().items():
         if key != "attempts":
-            print(f"{key}: {value if value is not None else '-'}")
+            print(f"{key}: {terminal_safe(value) if value is not None else '-'}")
     print("reasons:")
     for reason in reasons:
-        print(f"  {reason}")
+        print(f"  {terminal_safe(reason)}")
     return 0
 
 
@@ -99,10 +99,10 @@ def _replay(row: int, store: DeliveryStore, config: Config) -> int:
     try:
         outcome, _skipped = redeliver(row, "replay", store, config)
     except DeliveryError as exc:
-        print(f"message {row}: still failing, left in the quarantine: {exc.reason}", flush=True)
+        print(f"message {row}: still failing, left in the quarantine: {terminal_safe(exc.reason)}", flush=True)
         return 1
     except Exception as exc:  # the bug is still there: say so, keep going
-        print(f"message {row}: still failing, left in the quarantine: {describe_error(exc)}", flush=True)
+        print(f"message {row}: still failing, left in the quarantine: {terminal_safe(describe_error(exc))}", flush=True)
         return 1
     ticket = f", ticket #{outcome.ticket}" if outcome.ticket else ""
     print(f"message {row}: replayed as message {outcome.message_row} ({outcome.action}{ticket})", flush=True)

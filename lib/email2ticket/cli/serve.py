@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--socket", metavar="PATH", help="Unix socket for email2ticket-deliver ('' = none)")
-    parser.add_argument("--lmtp", metavar="ADDR", help="LMTP on unix:/PATH or 127.0.0.1:PORT ('' = none)")
+    parser.add_argument(
+        "--lmtp", metavar="ADDR", help="LMTP on unix:/PATH, or 127.0.0.1:PORT with service.lmtp_allow_tcp ('' = none)"
+    )
     parser.add_argument("--workers", type=int, metavar="N", help="service processes")
     parser.add_argument("--threads", type=int, metavar="N", help="concurrent deliveries per process")
     parser.set_defaults(handler=cmd_serve)
@@ -31,10 +33,11 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         if value is not None and not 1 <= value <= 64:
             raise ConfigurationError(f"--{name} must be from 1 to 64")
     if args.lmtp:
-        from ..config.load import parse_listen_address
+        from ..config.load import check_lmtp_tcp, parse_listen_address
 
         try:
             parse_listen_address(args.lmtp)
         except ValueError as exc:
             raise ConfigurationError(f"--lmtp: {exc}") from exc
+        check_lmtp_tcp(args.lmtp, config.service.lmtp_allow_tcp, "--lmtp")
     return serve(config, socket_path=args.socket, lmtp=args.lmtp, workers=args.workers, threads=args.threads)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .common import admin_store, print_json
+from .common import admin_store, print_json, terminal_safe
 
 if TYPE_CHECKING:
     import argparse
@@ -32,28 +32,32 @@ def cmd_ticket_show(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print_json(ticket)
         return 0
-    print(f"Ticket #{ticket['id']}: {ticket['subject']}  [{ticket['status']}]")
-    print(f"Requester: {ticket['requester']}   Technician: {ticket['technician'] or '-'}")
-    print(f"Opened: {ticket['created_at']}   Message-ID: {ticket['message_id'] or '-'}\n")
+    # Every value that came with a mail goes through terminal_safe: a subject can carry escape sequences.
+    safe = terminal_safe
+    print(f"Ticket #{ticket['id']}: {safe(ticket['subject'])}  [{ticket['status']}]")
+    print(f"Requester: {safe(ticket['requester'])}   Technician: {safe(ticket['technician'] or '-')}")
+    print(f"Opened: {ticket['created_at']}   Message-ID: {safe(ticket['message_id'] or '-')}\n")
     if ticket.get("unverified_sender"):
         print("Opened by an UNVERIFIED sender: the From: address claimed a privilege it could not prove.\n")
-    print(ticket["description"])
+    print(safe(ticket["description"], multiline=True))
     _print_attachments(ticket["attachments"])
     for comment in ticket["comments"]:
         verified = "verified" if comment.get("verified") else "sender not verified"
-        print(f"\n--- comment by {comment['author']} ({verified}) at {comment['created_at']}\n{comment['body']}")
+        print(f"\n--- comment by {safe(comment['author'])} ({verified}) at {comment['created_at']}")
+        print(safe(comment["body"], multiline=True))
         _print_attachments(comment["attachments"])
     return 0
 
 
 def _print_attachments(attachments: list[dict[str, Any]]) -> None:
     for a in attachments:
-        print(f"  [attachment] {a['filename'] or '(no name)'}  {a['content_type']}  {a['size']} bytes")
+        name, kind = terminal_safe(a["filename"] or "(no name)"), terminal_safe(a["content_type"])
+        print(f"  [attachment] {name}  {kind}  {a['size']} bytes")
 
 
 def cmd_ticket_assign(args: argparse.Namespace, config: Config) -> int:
     ticket = admin_store(config).assign_ticket(args.id, args.email)
-    print(f"ticket #{ticket['id']} assigned to {ticket['technician']}")
+    print(f"ticket #{ticket['id']} assigned to {terminal_safe(ticket['technician'])}")
     return 0
 
 
@@ -68,7 +72,8 @@ def cmd_tickets_list(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print_json(tickets)
     for t in [] if args.json else tickets:
-        print(f"#{t['id']:<6} {t['status']:7} {t['requester']:30} {t['technician'] or '-':24} {t['subject']}")
+        requester, technician = terminal_safe(t["requester"]), terminal_safe(t["technician"] or "-")
+        print(f"#{t['id']:<6} {t['status']:7} {requester:30} {technician:24} {terminal_safe(t['subject'])}")
     return 0
 
 

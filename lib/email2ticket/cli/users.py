@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .common import admin_store, print_json
+from .common import admin_store, print_json, terminal_safe
 
 if TYPE_CHECKING:
     import argparse
@@ -62,5 +62,5 @@ def cmd_user_list(args: argparse.Namespace, config: Config) -> int:
 
 def _user_line(user: dict[str, Any]) -> str:
     role = f"technician ({user['access']} access)" if user["technician"] else "requester"
-    name = f" ({user['name']})" if user["name"] else ""
-    return f"{user['email']}{name}: {role}{', disabled' if user['disabled'] else ''}"
+    name = f" ({terminal_safe(user['name'])})" if user["name"] else ""
+    return f"{terminal_safe(user['email'])}{name}: {role}{', disabled' if user['disabled'] else ''}"

@@ -177,17 +177,25 @@ def parse_resolver(text: str) -> tuple[str, int]:
 def _service_from_mapping(data: Any) -> ServiceConfig:
     if not isinstance(data, dict):
         raise ConfigurationError("[service] must be a table")
-    known = {"socket", "socket_mode", "socket_group", "lmtp", "fallback", "workers", "threads"}
-    _refuse_unknown(data, known, "service.")
+    known = {"socket", "socket_mode", "socket_group", "lmtp", "lmtp_allow_tcp", "user", "fallback"}
+    _refuse_unknown(data, known | {"workers", "threads"}, "service.")
     socket = data.get("socket")
     if socket is not None and (not isinstance(socket, str) or not socket.startswith("/")):
         raise ConfigurationError("service.socket must be an absolute path such as /run/email2ticket/deliver.sock")
     mode = data.get("socket_mode", "0660")
     if not isinstance(mode, str) or not is_octal_mode(mode):
         raise ConfigurationError('service.socket_mode must be an octal string such as "0660"')
+    if int(mode, 8) & 0o007:
+        raise ConfigurationError(
+            f'service.socket_mode "{mode}" gives other users access to the service\'s sockets: use "0660" with '
+            'service.socket_group naming the MTA\'s group (or "0600")'
+        )
     group = data.get("socket_group")
     if group is not None and (not isinstance(group, str) or not group):
         raise ConfigurationError("service.socket_group must be a group name")
+    allow_tcp = data.get("lmtp_allow_tcp", False)
+    if not isinstance(allow_tcp, bool):
+        raise ConfigurationError("service.lmtp_allow_tcp must be true or false")
     lmtp = data.get("lmtp")
     if lmtp is not None:
         if not isinstance(lmtp, str):
@@ -196,6 +204,10 @@ def _service_from_mapping(data: Any) -> ServiceConfig:
             parse_listen_address(lmtp)
         except ValueError as exc:
             raise ConfigurationError(f"service.lmtp: {exc}") from exc
+        check_lmtp_tcp(lmtp, allow_tcp, "service.lmtp")
+    user = data.get("user")
+    if user is not None and (not isinstance(user, str) or not user.strip() or any(c.isspace() for c in user)):
+        raise ConfigurationError("service.user must be a user name (the user the service runs as)")
     fallback = data.get("fallback", "standalone")
     if fallback not in FALLBACKS:
         raise ConfigurationError(f"service.fallback must be one of {', '.join(FALLBACKS)}")
@@ -210,6 +222,8 @@ def _service_from_mapping(data: Any) -> ServiceConfig:
         socket_mode=int(mode, 8),
         socket_group=group,
         lmtp=lmtp,
+        lmtp_allow_tcp=allow_tcp,
+        user=user,
         fallback=fallback,
         workers=counts["workers"],
         threads=counts["threads"],
@@ -321,6 +335,17 @@ def parse_listen_address(text: str) -> tuple[str, str | int]:
         if not loopback:
             raise ValueError(f"{text!r}: LMTP listens on loopback only (it has no authentication)")
     return host, int(port_text)
+
+
+def check_lmtp_tcp(address: str, allow_tcp: bool, name: str) -> None:
+    """A TCP address for LMTP only with service.lmtp_allow_tcp: every local user can connect to a loopback
+    port and deliver mail in anyone's name, where a Unix socket lets only its owner and group in."""
+    if not address.startswith("unix:") and not allow_tcp:
+        raise ConfigurationError(
+            f"{name} {address!r} is a TCP port, where every local user can connect and deliver mail in anyone's "
+            "name: use unix:/path, or set service.lmtp_allow_tcp = true to accept that (Authentication-Results "
+            "headers are then never trusted on it)"
+        )
 
 
 def _refuse_unknown(data: dict[str, Any], known: set[str], prefix: str) -> None:

@@ -15,7 +15,6 @@ nothing is lost, and the MTA retries.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import threading
 import time
@@ -52,6 +51,8 @@ def working_on_message(ident: int | None = None) -> bool:
 
 def interrupt(ident: int) -> bool:
     """Raise DeadlineExceeded in thread `ident` if it is working on the message; True when it was raised."""
+    import ctypes  # only the service interrupts another thread; the pipe has SIGALRM
+
     with _lock:
         if ident not in _working:
             return False

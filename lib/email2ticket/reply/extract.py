@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .encoded_forms import decoded_view
-from .search import Hit, first_hit
+from .search import Hit, check_deadline, first_hit
 from .separator_list import DEFAULT_SEPARATORS
 from .separators import InvalidSeparator, Separator, effective_separators, parse_separator, separators_from_edits
 from .taglines import tidy_comment
@@ -64,14 +64,17 @@ class ReplyCut:
     from_html: bool = False
 
 
-def _earliest(text: str, data: bytes, separators: Sequence[str], skipped: list[str]) -> Hit | None:
+def _earliest(
+    text: str, data: bytes, separators: Sequence[str], skipped: list[str], deadline: float | None
+) -> Hit | None:
     """The earliest separator match in the body as sent or in its decoded view, as a byte offset in `data`."""
-    hit = first_hit(data, separators, skipped)
+    hit = first_hit(data, separators, skipped, deadline)
+    check_deadline(deadline)
     view = decoded_view(text)
     if view is None:
         return hit
     view_data = view.text.encode("utf-8", "surrogatepass")
-    view_hit = first_hit(view_data, separators, [])
+    view_hit = first_hit(view_data, separators, [], deadline)
     if view_hit is None:
         return hit
     sent = view.sent_offset(len(view_data[: view_hit.offset].decode("utf-8", "surrogatepass")))
@@ -81,17 +84,17 @@ def _earliest(text: str, data: bytes, separators: Sequence[str], skipped: list[s
     return hit
 
 
-def strip_reply(body: str, separators: Sequence[str]) -> ReplyCut:
+def strip_reply(body: str, separators: Sequence[str], *, deadline: float | None = None) -> ReplyCut:
     """The new part of a reply: everything above the first line where a separator matches.
 
     When that would leave nothing (the separator is on the first line, as in a bottom-posted reply, or
     only blank lines precede it) the whole body is kept: an empty comment would lose the mail, a
-    comment with some quoted history only costs a little scrolling.
+    comment with some quoted history only costs a little scrolling. `deadline`: as for extract_reply.
     """
     text = body.replace("\r\n", "\n")
     skipped: list[str] = []
     data = text.encode("utf-8", "surrogatepass")
-    hit = _earliest(text, data, separators, skipped)
+    hit = _earliest(text, data, separators, skipped, deadline)
     if hit is None:
         return ReplyCut(text=text, separator=None, line=None, skipped=tuple(skipped))
     kept = data[: hit.offset].decode("utf-8", "surrogatepass").rstrip()
@@ -102,7 +105,7 @@ def strip_reply(body: str, separators: Sequence[str]) -> ReplyCut:
     return ReplyCut(kept, matched, line, tuple(skipped), quote_line=line, quote_separator=matched)
 
 
-def extract_reply(message: ParsedMessage, separators: Sequence[str]) -> ReplyCut:
+def extract_reply(message: ParsedMessage, separators: Sequence[str], *, deadline: float | None = None) -> ReplyCut:
     """The comment a reply adds to its ticket: the one function delivery, the benchmark and `separators test` use.
 
     A text/plain body is cut with the separators. An HTML-only body is cut where its quote container starts
@@ -110,25 +113,30 @@ def extract_reply(message: ParsedMessage, separators: Sequence[str]) -> ReplyCut
     the separators too. A text/plain body in which no separator matched falls back to the structure of its
     HTML alternative, when it has one. Text converted from HTML loses the indentation of the HTML layout, and
     the result is tidied (`taglines.tidy_comment`).
+
+    `deadline` is a time.monotonic() value (None: none): past it the search raises exits.DeadlineExceeded, a
+    BaseException the delivery layer answers with 75. It is checked between separators and between chunks of
+    a large body (`reply/search.py`), so a slow separator cannot hold a delivery past it.
     """
     if message.html is not None and message.html_converted:
-        cut = _html_cut(message.html, separators) or strip_reply(message.text, separators)
+        cut = _html_cut(message.html, separators, deadline) or strip_reply(message.text, separators, deadline=deadline)
     else:
-        cut = strip_reply(message.text, separators)
+        cut = strip_reply(message.text, separators, deadline=deadline)
         if message.html is not None and cut.separator is None and cut.quote_line is None:
-            cut = _html_cut(message.html, separators) or cut
+            cut = _html_cut(message.html, separators, deadline) or cut
     text = textwrap.dedent(cut.text) if message.html_converted or cut.from_html else cut.text
     return replace(cut, text=tidy_comment(text, cut.separator is not None))
 
 
-def _html_cut(html: str, separators: Sequence[str]) -> ReplyCut | None:
+def _html_cut(html: str, separators: Sequence[str], deadline: float | None) -> ReplyCut | None:
     """The HTML body cut at its quote container, then cut with the separators; None without a container."""
     from .html import cut_html_quote
 
+    check_deadline(deadline)
     quote = cut_html_quote(html)
     if quote is None or not quote.kept_text.strip():
         return None  # no container, or one at the very top (bottom-posting): the text body decides
-    cut = strip_reply(quote.kept_text, separators)
+    cut = strip_reply(quote.kept_text, separators, deadline=deadline)
     if cut.separator is not None:
         return replace(cut, from_html=True)
     if cut.quote_line is not None:

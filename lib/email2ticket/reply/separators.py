@@ -102,7 +102,8 @@ def parse_separator(text: str) -> Separator:
     """Check a separator when the admin saves it, so that a mistake is reported there and then.
 
     Refused: empty text, text on several lines, a regular expression RE2 cannot compile
-    (backreferences, lookarounds) and one that matches empty text (it would cut every mail).
+    (backreferences, lookarounds), one that matches empty text (it would cut every mail), and one whose
+    search RE2 would slow down a hundredfold on some bodies (reply/pattern_cost.py).
     """
     stripped = text.strip()
     if not stripped:
@@ -136,6 +137,19 @@ def _check_regex(stripped: str, body: str) -> None:
             f"The regular expression '{stripped}' can match empty text, which would cut every mail "
             "at its first line; make it require at least one character."
         )
+    if stripped in _BUILT_IN:
+        return  # checked once by the tests (tests/reply/test_reply_deadline.py), not in every delivery
+    from .pattern_cost import costly_reason  # only for an admin's own pattern, not on every delivery
+
+    reason = costly_reason(body, getattr(regex, "programsize", None))
+    if reason is not None:
+        raise InvalidSeparator(
+            f"The regular expression '{stripped}' is too costly to search in every mail: {reason}. Start it "
+            "with ^ or with text the repeated class cannot read, or repeat fewer characters."
+        )
+
+
+_BUILT_IN = frozenset(DEFAULT_SEPARATORS)
 
 
 @functools.lru_cache(maxsize=256)

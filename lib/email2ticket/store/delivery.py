@@ -42,7 +42,6 @@ from .audit import (
 from .engine import check_revision, ensure_schema, make_engine, normalise_url, redact
 from .errors import translate_errors
 from .facts import PREAMBLE, read_facts, revision, rule_settings
-from .notices import OutboxItem, queue_notification
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, CursorResult, RootTransaction
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
     from ..mail.envelope import Envelope
     from ..rules.decision import AuditAction
     from ..signals.bounce import BounceReport
+    from .notices import OutboxItem
 
 # Built once per process: SQLAlchemy then finds their compiled SQL in its cache on every message.
 
@@ -224,10 +224,14 @@ class DeliveryTransaction:
         if decision.limit_note and ticket_id is not None:
             note = dict(ticket_id=ticket_id, message_row=row, kind="limits", author=None, body=decision.limit_note)
             self.conn.execute(INSERT_NOTE, note)
-        notifications = tuple(
-            queue_notification(self.conn, notice, decision, ctx, ticket, ticket_id, comment_id, row)
-            for notice in decision.notices
-        )
+        notifications: tuple[OutboxItem, ...] = ()
+        if decision.notices:
+            from .notices import queue_notification  # only where [notifications] is on
+
+            notifications = tuple(
+                queue_notification(self.conn, notice, decision, ctx, ticket, ticket_id, comment_id, row)
+                for notice in decision.notices
+            )
         return Written(ticket_id, comment_id, row, notifications)
 
     def _add_note(self, decision: Decision, ctx: Context, ticket_id: int, message_row: int) -> None:
