@@ -10,8 +10,8 @@ The examples are fixed (derandomize=True, no example database), so CI runs the s
 FUZZ_EXAMPLES locally to look further (`FUZZ_EXAMPLES=5000 pytest tests/mail/test_fuzz_message.py`), and set
 FUZZ_SHRINK=1 to have a failing example shrunk (off by default: shrinking a slow example can take minutes).
 
-Found by this suite and still open (mail/mime/headers.py, owned with the parser): the address salvage regexes
-are quadratic in an address header's length; see test_a_long_address_header_parses_in_linear_time.
+Found by this suite and fixed: the address salvage regexes of mail/mime/headers.py were quadratic in an address
+header's length; test_a_long_address_header_parses_in_linear_time keeps them linear.
 """
 
 from __future__ import annotations
@@ -299,8 +299,6 @@ def test_deep_nesting_parses_without_raising(depth: int, same_boundary: bool, ne
     check(timed(lambda: parse_message(b"From: a@example.com\r\nSubject: deep\r\nMIME-Version: 1.0\r\n" + part)))
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="open: mail/mime/headers.py _BARE_ADDR and _ANGLE_ADDR backtrack quadratically")
 @pytest.mark.parametrize(
     "value",
     [
@@ -310,15 +308,15 @@ def test_deep_nesting_parses_without_raising(depth: int, same_boundary: bool, ne
     ],
 )
 def test_a_long_address_header_parses_in_linear_time(value: str) -> None:
-    """Found by test_hostile_mime_parses_without_raising: a 16 KB From: header takes 6-16 s, 64 KB minutes.
+    """Found by test_hostile_mime_parses_without_raising: a 16 KB From: header took 6-16 s, 64 KB minutes.
 
     mail/mime/headers.py `addresses` falls back to two regular expressions when the header parsers find no
     address. `[^\\s<>(),;:"]+@[^\\s<>(),;:"]+` scans to the end of a run from each of its positions looking
     for an @, and `<([^<>\\s"]+@[^<>\\s"]+)(?:>|\\s*$)` tries each @ of a run as the split: both are
     quadratic. Excluding @ from the first run (and, for the bare form, starting only where a token starts:
-    `(?<![^\\s<>(),;:"])[^\\s<>(),;:"@]+@...`) makes them linear: then this takes milliseconds.
+    `(?<![^\\s<>(),;:"])[^\\s<>(),;:"@]+@...`) made them linear: now milliseconds (the bound is a guard).
     """
     raw = f"From: {value}\r\nSubject: x\r\n\r\nbody\r\n".encode()
     started = time.monotonic()
     parse_message(raw)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2

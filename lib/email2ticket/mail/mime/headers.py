@@ -21,15 +21,19 @@ _LINE_BREAK = re.compile(r"\r?\n|\r")
 
 _MSG_ID_TOKEN = re.compile(r"<([^<>]*)>")
 _WHITESPACE = re.compile(r"\s+")
-_ANGLE_ADDR = re.compile(r"<([^<>\s\"]+@[^<>\s\"]+)(?:>|\s*$)")
-_BARE_ADDR = re.compile(r"[^\s<>(),;:\"]+@[^\s<>(),;:\"]+")
+# Linear on hostile input: the first run stops at the first @ (each @ is not tried as the split), and a bare
+# address starts only where a token starts (not at every position of a long run without an @).
+_ANGLE_ADDR = re.compile(r"<([^<>\s\"@]+@[^<>\s\"]+)(?:>|\s*$)")
+_BARE_ADDR = re.compile(r"(?<![^\s<>(),;:\"])[^\s<>(),;:\"@]+@[^\s<>(),;:\"]+")
 
 
 def part_content_type(part: Message) -> str:
+    """The part's content type, safe to store (a hostile header may carry NUL or undecodable bytes)."""
     try:
-        return part.get_content_type()
+        kind = part.get_content_type()
     except Exception:  # the header registry raising on a hostile Content-Type
-        return _compat(part).get_content_type()
+        kind = _compat(part).get_content_type()
+    return clean(kind)
 
 
 def part_disposition(part: Message) -> str | None:
