@@ -30,7 +30,6 @@ from ..config.rule_settings import RuleSettings, settings_from_rows
 from ..reply.extract import separators_from_edits
 from ..rules.decision import EarlierDelivery, Facts, ReferenceSource, TicketFacts, UserFacts
 from . import schema as t
-from .notices import MAX_SEND_ATTEMPTS
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -94,7 +93,7 @@ _NOTIFICATIONS_DUE = (
     .where(
         _due.c.status.in_(("pending", "failed")),
         _due.c.next_attempt_at <= _now,
-        _due.c.attempts < MAX_SEND_ATTEMPTS,
+        _due.c.attempts < t.MAX_SEND_ATTEMPTS,
     )
     .scalar_subquery()
 )

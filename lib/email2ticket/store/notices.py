@@ -25,9 +25,7 @@ INSERT_NOTIFICATION = insert(t.notifications)
 
 # How long the process that claimed a notification owns it before another may retry it.
 LEASE = timedelta(minutes=5)
-# Notifications waiting for a retry are sent after a delivery; past this many attempts only an admin's
-# `notifications retry` sends them again.
-MAX_SEND_ATTEMPTS = 8
+MAX_SEND_ATTEMPTS = t.MAX_SEND_ATTEMPTS  # the table's (store/schema.py), named here with the queue's rules
 # Back-off after the n-th failed attempt (the last value repeats).
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4))
 

@@ -163,6 +163,9 @@ notes = Table(
 # Outgoing notifications: written as `pending` in the delivery's transaction, sent after it commits.
 # A failed send is kept and retried (next delivery, `notifications retry`); the counts of recent
 # acknowledgements are the rate limits (rules/notify.py).
+# Notifications waiting for a retry are sent after a delivery; past this many attempts only an admin's
+# `notifications retry` sends them again.
+MAX_SEND_ATTEMPTS = 8
 notifications = Table(
     "notifications",
     metadata,
