@@ -13,12 +13,32 @@ import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from support.desk import Desk, MakeDesk
 from support.executables import DELIVER
+from support.run import Runner
+
+
+@pytest.fixture
+def make_desk(sqlite_url: str, run_admin: Runner, run_deliver: Runner, child_home: Path) -> MakeDesk:
+    """SQLite only: what these tests exercise (the parser's limits and deadlines) does not depend on the
+    database, and each hostile message costs seconds to build and deliver."""
+
+    def factory(settings: dict[str, Any] | None = None, **options: Any) -> Desk:
+        if settings is not None:
+            options.setdefault("config", child_home / "email2ticket.toml")
+        return Desk(sqlite_url, run_admin, run_deliver, settings=settings, **options)
+
+    return factory
+
+
+@pytest.fixture
+def desk(make_desk: MakeDesk) -> Desk:
+    return make_desk()
 
 
 def tiny_parts(n: int, tag: str = "parts") -> bytes:
