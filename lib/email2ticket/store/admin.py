@@ -194,20 +194,7 @@ class AdminStore:
 
     def show_ticket(self, ticket_id: int) -> dict[str, Any]:
         with self.session() as s:
-            ticket = s.scalars(
-                select(Ticket)
-                .where(Ticket.id == ticket_id)
-                .options(
-                    selectinload(Ticket.requester),
-                    selectinload(Ticket.technician),
-                    selectinload(Ticket.attachments),
-                    selectinload(Ticket.comments).selectinload(Comment.author),
-                    selectinload(Ticket.comments).selectinload(Comment.attachments),
-                )
-            ).first()
-            if ticket is None:
-                raise AdminError(f"there is no ticket #{ticket_id}")
-            return ticket_dict(ticket)
+            return ticket_dict(load_ticket(s, ticket_id))
 
     def assign_ticket(self, ticket_id: int, email: str) -> dict[str, Any]:
         with self.session() as s:
@@ -372,6 +359,24 @@ def _find_user(s: Session, email: str) -> User:
     if user is None:
         raise AdminError(f"there is no user {address} (add one with `email2ticket user add`)")
     return user
+
+
+def load_ticket(s: Session, ticket_id: int) -> Ticket:
+    """A ticket with everything `ticket show` prints (people, attachments, comments), in one round of queries."""
+    ticket = s.scalars(
+        select(Ticket)
+        .where(Ticket.id == ticket_id)
+        .options(
+            selectinload(Ticket.requester),
+            selectinload(Ticket.technician),
+            selectinload(Ticket.attachments),
+            selectinload(Ticket.comments).selectinload(Comment.author),
+            selectinload(Ticket.comments).selectinload(Comment.attachments),
+        )
+    ).first()
+    if ticket is None:
+        raise AdminError(f"there is no ticket #{ticket_id}")
+    return ticket
 
 
 def _find_ticket(s: Session, ticket_id: int) -> Ticket:

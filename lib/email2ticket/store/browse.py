@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import defer, selectinload
 
 from . import schema as t
-from .admin import AdminError, AdminStore, message_dict, ticket_dict
-from .models import Attachment, Comment, Message, Ticket, User
+from .admin import AdminError, AdminStore, load_ticket, message_dict, ticket_dict
+from .models import Attachment, Message, Ticket, User
 
 
 @dataclass(frozen=True)
@@ -156,19 +156,7 @@ def ticket_detail(store: AdminStore, ticket_id: int) -> dict[str, Any]:
     """`ticket show --json`, with the ids a page links by: each attachment's and comment's, and the ticket's
     audit records."""
     with store.session() as s:
-        ticket = s.scalars(
-            select(Ticket)
-            .where(Ticket.id == ticket_id)
-            .options(
-                selectinload(Ticket.requester),
-                selectinload(Ticket.technician),
-                selectinload(Ticket.attachments),
-                selectinload(Ticket.comments).selectinload(Comment.author),
-                selectinload(Ticket.comments).selectinload(Comment.attachments),
-            )
-        ).first()
-        if ticket is None:
-            raise AdminError(f"there is no ticket #{ticket_id}")
+        ticket = load_ticket(s, ticket_id)
         shown = ticket_dict(ticket)
         for item, attachment in zip(shown["attachments"], ticket.attachments, strict=True):
             item["id"] = attachment.id
