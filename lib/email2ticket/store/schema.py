@@ -29,7 +29,7 @@ from sqlalchemy import (
 
 # The Alembic revision this code reads and writes. Delivery refuses (75) a database at any other
 # revision and names `email2ticket init`; bump it together with a new file in migrations/versions.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 metadata = MetaData(
     naming_convention={
@@ -77,6 +77,67 @@ tickets = Table(
     Column("unverified_sender", Boolean, nullable=False, default=False, server_default=false()),
     # A new ticket whose mail carried our token for another ticket it was not allowed to update.
     Column("refers_to", Integer),
+    # The queue chosen by the recipient or a filter when the ticket opened; a reply never moves it.
+    # No foreign keys on the columns added to existing tickets (like refers_to): SQLite could add them
+    # only by rebuilding the table its comments reference.
+    Column("queue_id", Integer),
+    Column("priority", String(16), nullable=False, default="normal", server_default="normal"),
+    # `ticket merge SOURCE TARGET` sets this on SOURCE: anything that later names SOURCE lands on TARGET.
+    Column("merged_into", Integer),
+)
+
+# Queues: where a new ticket lands, chosen by the address the mail was sent to (rules/routing).
+# Exactly one is the default (a partial unique index would differ between the engines; the admin
+# commands keep it so), and `default` exists from the first migration that made queues.
+queues = Table(
+    "queues",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("is_default", Boolean, nullable=False, default=False, server_default=false()),
+    _created(),
+)
+
+# The addresses that choose a queue, stored lower-cased and without a plus-detail.
+queue_addresses = Table(
+    "queue_addresses",
+    metadata,
+    Column("address", String(320), primary_key=True),
+    Column("queue_id", Integer, ForeignKey("queues.id"), nullable=False, index=True),
+    _created(),
+)
+
+# People copied on a ticket (To:/Cc: of the mail that opened it, later authorised replies, the admin):
+# they may reply like the requester, and receive its update notifications when notify_participants is on.
+ticket_participants = Table(
+    "ticket_participants",
+    metadata,
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), primary_key=True),
+    Column("address", String(320), primary_key=True),  # lower-cased
+    Column("message_row", Integer, ForeignKey("messages.id")),  # the mail that added it; None: an admin
+    _created(),
+)
+
+# Words a filter (or an admin) attached to a ticket.
+ticket_tags = Table(
+    "ticket_tags",
+    metadata,
+    Column("ticket_id", Integer, ForeignKey("tickets.id"), primary_key=True),
+    Column("tag", String(64), primary_key=True),
+    _created(),
+)
+
+# The admin's postmaster filters, checked in `position` order after the loop rules. `conditions` is a
+# list of {"field", "op", "value"}; `actions` a list of {"action", "value"} (rules/filters).
+filters = Table(
+    "filters",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("position", Integer, nullable=False),
+    Column("conditions", JSON, nullable=False),
+    Column("actions", JSON, nullable=False),
+    _created(),
 )
 
 comments = Table(
