@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "exits": 5,  # root module: the exit-code contract
     "errors": 5,  # root module: one line naming any error (imports nothing: the thin client uses it)
     "log": 5,  # root module: where the log lines go
+    "display": 5,  # root module: mail-derived text made safe for terminals, JSON and logs
     "__init__": 5,  # lib/email2ticket/__init__.py, if ever: every import of the package would run it
 }
 

@@ -12,6 +12,18 @@ import sys
 from datetime import UTC, datetime
 
 from .config.model import LoggingConfig
+from .display import printable
+
+
+def token(value: str | None) -> str:
+    """A log field's value as one token: as it is when it is plain printable ASCII without quotes, else
+    quoted as a Python string literal. A Message-ID or queue id comes from the sender or the MTA; one
+    holding spaces, line breaks or bidirectional controls must not forge fields or lines of its own."""
+    if not value:
+        return "-"
+    if all("!" <= char <= "~" for char in value) and "'" not in value and '"' not in value and "\\" not in value:
+        return value
+    return repr(value)  # escapes line breaks and every character that is not printable (bidi controls too)
 
 
 def format_line(
@@ -26,8 +38,8 @@ def format_line(
 ) -> str:
     """The one line a delivery logs."""
     fields = [
-        f"queue_id={queue_id or '-'}",
-        f"message_id={message_id or '-'}",
+        f"queue_id={token(queue_id)}",
+        f"message_id={token(message_id)}",
         f"action={action}",
         f"ticket={ticket if ticket is not None else '-'}",
         f"exit={exit_code}",
@@ -40,7 +52,9 @@ def format_line(
 
 def write_line(line: str, config: LoggingConfig, *, error: bool = False) -> None:
     """Send the line where the configuration says, at error priority with `error` (a quarantined message,
-    a notification that could not be sent); failures go to stderr, never up the stack."""
+    a notification that could not be sent); failures go to stderr, never up the stack. Lines carry text
+    from mail (Message-IDs, addresses, reasons): whatever is not printable is escaped here, for every line."""
+    line = printable(line)
     target = config.target
     try:
         if target == "auto":

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from email2ticket.cli.common import json_text, terminal_safe
+from email2ticket.display import json_text, terminal_safe
 from email2ticket.mail.message import parse_message
 from support.desk import Desk
 from support.run import Runner
@@ -31,14 +31,17 @@ CLEAR = "\x1b[2J\x1b[H"  # clears the screen
 HIDE = "\x1b[1A\x1b[2K"  # cursor up one line and erase it: hides the line above
 CSI = "\x9b31m"  # the 8-bit CSI: red from here on
 SUBJECT = f"Printer {TITLE}jam {CLEAR}{CSI} red {HIDE}\x7f end\n#2      open    admin@helpdesk.example  fake row"
-FILENAME = f"invoice{CLEAR}\x9b8m.pdf"
+FILENAME = f"invoice{CLEAR}\x9b8m\u202efdp.exe"  # shown as "invoice...exe.pdf" by a terminal that obeys U+202E
 BODY = f"It broke.\n{TITLE}{CLEAR}\r\nSecond line.\n"
 COMMENT = f"Still broken {HIDE}{CSI}.\n"
 
 
+BIDI = {chr(code) for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
 def controls(text: str) -> list[str]:
-    """The characters a terminal would obey: C0 but newline and tab, DEL, C1."""
-    return sorted({c for c in text if (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0})
+    """The characters a terminal would obey: C0 but newline and tab, DEL, C1, the bidi overrides and isolates."""
+    return sorted({c for c in text if (ord(c) < 0x20 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0 or c in BIDI})
 
 
 def encoded(text: str) -> str:
@@ -97,6 +100,9 @@ def shown(desk: Desk, *args: str, stdin: bytes = b"") -> str:
         ("a\tb", "a\tb"),  # a tab moves the cursor right, nothing more
         ("one\ntwo\r\n", "one\\x0atwo\\x0d\\x0a"),  # one line: its line breaks are shown
         ("C:\\x1b", "C:\\x1b"),  # a backslash is left alone
+        ("report\u202efdp.exe", "report\\u202efdp.exe"),  # a bidi override would show "report" + "exe.pdf"
+        ("a\u2066b\u2069", "a\\u2066b\\u2069"),  # isolates
+        ("שלום\u200f, עולם", "שלום\u200f, עולם"),  # a right-to-left mark belongs to ordinary Hebrew text
     ],
 )
 def test_terminal_safe_on_one_line(text: str, expected: str) -> None:
@@ -124,7 +130,7 @@ def test_ticket_listings_show_escapes_instead_of_obeying_them(desk: Desk) -> Non
     assert "\\x1b]0;pwned\\x07" in listing and "\\x9b31m" in listing and "\\x7f" in listing
     ticket = shown(desk, "ticket", "show", "1")
     assert "\\x1b[2J" in ticket
-    assert "invoice\\x1b[2J\\x1b[H\\x9b8m.pdf" in ticket  # the attachment's name
+    assert "invoice\\x1b[2J\\x1b[H\\x9b8m\\u202efdp.exe" in ticket  # the attachment's name
     assert "It broke.\n\\x1b]0;pwned\\x07\\x1b[2J\\x1b[H\nSecond line." in ticket  # the body keeps its lines
     assert "Still broken \\x1b[1A\\x1b[2K\\x9b31m." in ticket  # the comment
 
@@ -148,6 +154,21 @@ def test_json_still_carries_the_text_as_received(desk: Desk) -> None:
     assert full["comments"][0]["body"] == COMMENT.rstrip("\n")
     assert desk.json("messages", "list")[0]["subject"] == subject
     assert controls(desk.admin("messages", "list", "--json").stdout_text) == []  # C1 and DEL as \\u escapes too
+
+
+def test_the_pipes_json_escapes_like_the_admin_commands(desk: Desk) -> None:
+    """`email2ticket-deliver --json` is read by people debugging their MTA wiring, in a terminal; its reasons
+    quote the Subject of automatic mail."""
+    subject = f"Out of Office: {CSI}\x7f back \u202efdp.exe"
+    raw = (
+        f"From: bob@example.com\nTo: helpdesk@helpdesk.example\nSubject: {encoded(subject)}\n"
+        "Message-ID: <ooo-1@example.com>\nAuto-Submitted: auto-replied\n\nAway.\n"
+    ).encode()
+    result = desk.deliver(raw)
+    assert result.returncode == 0 and result.json["action"] == "ignore", result
+    assert controls(result.stdout_text) == []
+    assert "\\u009b31m\\u007f back \\u202efdp.exe" in result.stdout_text
+    assert any(subject in reason for reason in result.json["reasons"])  # the same text to a JSON reader
 
 
 def test_raw_output_stays_byte_exact(desk: Desk) -> None:

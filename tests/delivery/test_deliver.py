@@ -313,6 +313,27 @@ def test_environment_database_url_and_log_file(run_deliver: Any, sqlite_url: str
     assert "queue_id=4F2A1C0123 message_id=<new-ticket-1@example.com> action=create ticket=1 exit=0" in line
 
 
+def test_log_line_escapes_what_the_sender_and_the_mta_chose(
+    run_deliver: Any, sqlite_url: str, tmp_path: Path
+) -> None:
+    """A Message-ID is the sender's text and a queue id the MTA's: neither may add fields (a space) or lines,
+    or reorder what a terminal shows (a bidi override): such values are written quoted, with escapes."""
+    log = tmp_path / "deliver.log"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[logging]\ntarget = "file"\nfile = "{log}"\n')
+    raw = mail("Printer jam", "It broke.\n", message_id="unused@x").replace(
+        b"Message-ID: <unused@x>", "Message-ID: <evil\u202efdp.exe@x>".encode()
+    )
+    assert "\u202e".encode() in raw
+    forged_queue_id = "Q1 action=ignore\x85"
+    args = ("--config", str(config), "--database-url", sqlite_url, "--queue-id", forged_queue_id)
+    result = run_deliver(*args, stdin=raw)
+    assert result.returncode == 0, result
+    [line] = log.read_text().splitlines()
+    assert "\u202e" not in line and "\x85" not in line
+    assert "queue_id='Q1 action=ignore\\x85' message_id='<evil\\u202efdp.exe@x>' action=create ticket=1 exit=0" in line
+
+
 def test_delivery_timeout_rolls_back_and_defers(
     sqlite_url: str, run_deliver: Any, run_admin: Any, tmp_path: Path
 ) -> None:

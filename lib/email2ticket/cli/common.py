@@ -1,5 +1,5 @@
 """What both commands share: an argument parser that never exits 2, the exit-code mapping, and printing
-mail-derived text to a terminal (terminal_safe) or as JSON (json_text).
+mail-derived text to a terminal (terminal_safe) or as JSON (json_text), both from display.py.
 
 argparse exits with status 2 on a bad command line; under Postfix that would bounce the mail for
 what is really a wiring mistake in master.cf. Our parser raises ConfigurationError instead, which
@@ -9,11 +9,13 @@ maps to 75 like every other configuration problem.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import traceback
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
+# Every command in cli/ prints through these two; they live in display.py so the pipe's --json uses them too.
+from ..display import json_text as json_text
+from ..display import terminal_safe as terminal_safe
 from ..exits import DeliveryError, ExitCode, status_line
 
 if TYPE_CHECKING:
@@ -52,41 +54,6 @@ def admin_store(config: Config) -> AdminStore:
     from ..store.admin import AdminStore
 
     return AdminStore(config.resolved_database_url(), lock_timeout=config.lock_timeout)
-
-
-# Every character a terminal may obey: C0 (ESC starts its sequences, BEL ends a title, CR returns the cursor),
-# DEL, and C1 (U+009B is a CSI to many terminals also when it arrives as UTF-8). Tab only moves the cursor right.
-_CONTROLS = [*range(0x20), 0x7F, *range(0x80, 0xA0)]
-_ONE_LINE = {code: f"\\x{code:02x}" for code in _CONTROLS if code != 0x09}
-_LINES = {code: text for code, text in _ONE_LINE.items() if code != 0x0A}
-_JSON_C1 = {code: f"\\u{code:04x}" for code in _CONTROLS if code >= 0x7F}
-
-
-def terminal_safe(text: object, *, multiline: bool = False) -> str:
-    """Mail-derived text as the admin's terminal may be given it: every control character shown, none obeyed.
-
-    A Subject, a file name or a body can carry ESC sequences (a new window title, a cleared screen, the cursor
-    moved up to hide a line, a colour for the rest of the listing). Each control character (C0 but tab, DEL,
-    and C1) is printed as a Python-style escape: ESC as `\\x1b`, BEL as `\\x07`, the 8-bit CSI as `\\x9b`,
-    DEL as `\\x7f`. A one-line field (a subject, an address, a file name, a reason) shows its line breaks the
-    same way (`\\x0a`), so that it cannot fake lines of a listing; `multiline=True` (a description, a
-    comment, a rendered report) keeps them, with CRLF as LF. A backslash is left as it is: text that already
-    reads `\\x1b` looks like an escaped ESC, which is harmless. Every human-readable printer in cli/ passes
-    mail-derived text through here; `--json` (json_text) and the byte-exact `--raw` do not.
-    """
-    value = str(text)
-    if multiline:
-        return value.replace("\r\n", "\n").translate(_LINES)
-    return value.translate(_ONE_LINE)
-
-
-def json_text(value: Any, *, indent: int | None = None) -> str:
-    """JSON as the admin commands print it: UTF-8 kept, and C1 and DEL written as \\u escapes.
-
-    json.dumps escapes C0 already; the same text with U+0080-U+009F and U+007F escaped is the same JSON to
-    any reader, and no longer a terminal's control sequence when a script's output is looked at.
-    """
-    return json.dumps(value, ensure_ascii=False, indent=indent).translate(_JSON_C1)
 
 
 def print_json(value: Any) -> None:

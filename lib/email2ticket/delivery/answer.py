@@ -12,7 +12,6 @@ one stream, and only a leading enhanced status code takes precedence over the ex
 from __future__ import annotations
 
 import io
-import json
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -79,4 +78,6 @@ def _failure_json(error: DeliveryError) -> dict[str, Any]:
 
 
 def _json(value: dict[str, Any]) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    from ..display import json_text
+
+    return json_text(value, compact=True)

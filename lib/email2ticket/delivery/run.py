@@ -141,7 +141,7 @@ def mail_identity(config: Config) -> MailIdentity:
 
 def log_result(result: Result, config: Config) -> None:
     """The one log line per delivery, plus the error line a quarantined message needs; nothing for a dry run."""
-    from ..log import format_line, write_line
+    from ..log import format_line, token, write_line
 
     if result.dry_run:
         return
@@ -160,7 +160,7 @@ def log_result(result: Result, config: Config) -> None:
     if outcome is not None and outcome.quarantined:
         queue_id = result.envelope.queue_id
         write_line(
-            f"quarantine queue_id={queue_id or '-'} message_id={outcome.message.message_id or '-'} "
+            f"quarantine queue_id={token(queue_id)} message_id={token(outcome.message.message_id)} "
             f"row={outcome.message_row}: {outcome.decision.status_reason}; see `email2ticket quarantine list`",
             config.logging,
             error=True,
