@@ -77,3 +77,29 @@ def test_authentication_results_are_not_honoured_over_tcp(
     [comment] = desk.ticket(1)["comments"]
     assert comment["author"] == "bob@helpdesk.example" and comment["verified"] is True
     assert reason({"reasons": desk.messages()[-1]["reasons"]}, "sender-authenticated").startswith("authenticated")
+
+
+def test_a_release_does_not_honour_what_tcp_did_not(
+    sqlite_url: str, run_admin: Any, run_deliver: Any, start_service: StartService, tmp_path: Path
+) -> None:
+    """The audit trail remembers that a message came over TCP: releasing it (the admin deems the spam flag
+    wrong) delivers it with the same distrust of its Authentication-Results as when it arrived."""
+    desk = Desk(sqlite_url, run_admin, run_deliver, init=True)
+    desk.admin("user", "add", "bob@helpdesk.example", "--technician", "--access", "normal")
+    desk.admin("settings", "set", "trusted_authserv_ids", "mx.helpdesk.example")
+    assert desk.deliver_ok((MAIL / "new_ticket.eml").read_bytes())["ticket"] == 1
+    config = tmp_path / "config.toml"
+    config.write_text("[service]\nlmtp_allow_tcp = true\n")
+    over_tcp = start_service(sqlite_url, config=config, lmtp_tcp=f"127.0.0.1:{free_port()}")
+    technician = (MAIL / "reply_technician.eml").read_bytes().replace(b"tech-reply-1@", b"tech-reply-held@")
+    forged = SUBMISSION + b"X-Spam-Flag: YES\n" + technician
+    with over_tcp.lmtp() as lmtp:
+        [(code, text)] = lmtp.send(forged, "bob@helpdesk.example", [HELPDESK])
+    assert code == 250 and "hold" in text, text
+    held = desk.messages()[-1]
+    released = desk.admin("messages", "release", str(held["id"]), "--json")
+    assert released.returncode == 0, released
+    assert desk.ticket(1)["comments"] == []  # not Bob's verified comment on #1
+    record = desk.messages()[-1]
+    assert record["action"] == "create", record
+    assert "the message came over LMTP on TCP" in " ".join(record["reasons"]), record

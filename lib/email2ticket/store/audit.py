@@ -80,6 +80,7 @@ def insert_message(
             queue_id=envelope.queue_id,
             envelope_sender=envelope.sender,
             envelope_recipient=envelope.recipient,
+            loopback_tcp=envelope.loopback_tcp,
             sender=sender,
             message_id=keys.message_id,
             subject=subject,
@@ -191,9 +192,11 @@ def duplicate_raw(head: bytes, size: int, raw_sha256: str, first_copy: bytes) ->
 
 def stored_message(conn: Connection, row: int) -> StoredMessage | None:
     """The audit record `row`, or None when there is none."""
-    columns = (_m.id, _m.action, _m.held_by, _m.envelope_sender, _m.envelope_recipient, _m.queue_id, _m.raw)
-    found = conn.execute(select(*columns).where(_m.id == row)).first()
+    columns = (_m.id, _m.action, _m.held_by, _m.envelope_sender, _m.envelope_recipient, _m.queue_id, _m.loopback_tcp)
+    found = conn.execute(select(*columns, _m.raw).where(_m.id == row)).first()
     if found is None:
         return None
-    envelope = Envelope(found.envelope_sender, found.envelope_recipient, found.queue_id)
+    envelope = Envelope(
+        found.envelope_sender, found.envelope_recipient, found.queue_id, loopback_tcp=bool(found.loopback_tcp)
+    )
     return StoredMessage(found.id, found.action, found.held_by, envelope, bytes(found.raw))

@@ -199,6 +199,9 @@ messages = Table(
     # The rule that held or ignored the message (spam-flag, sender-flood, automatic-mail, own-mail,
     # bounce): `messages release` skips exactly that check.
     Column("held_by", String(32)),
+    # It came over LMTP on loopback TCP, where any local user can connect: its Authentication-Results were
+    # not honoured, and a release or replay must not honour them either.
+    Column("loopback_tcp", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_messages_message_id", "message_id"),
     Index("ix_messages_idempotency_key", "idempotency_key"),
     Index("ix_messages_received_at", "received_at"),

@@ -1,4 +1,5 @@
-"""Routing and threading: queues and their addresses, participants, priority and tags, filters, merge.
+"""Routing and threading: queues and their addresses, participants, priority and tags, filters, merge;
+and the messages that came over LMTP on loopback TCP are marked as such.
 
 Existing data: every ticket moves into the `default` queue (created here, the default from the start)
 at priority `normal`; nothing else changes, no row is lost.
@@ -73,17 +74,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_filters"),
         sa.UniqueConstraint("name", name="uq_filters_name"),
     )
+    # Messages that came over LMTP on loopback TCP: a release or replay must not honour their
+    # Authentication-Results either (earlier records came through a pipe, the socket or LMTP alike: false).
+    op.add_column("messages", sa.Column("loopback_tcp", sa.Boolean, nullable=False, server_default=sa.false()))
     # Plain columns: SQLite could add foreign keys only by rebuilding tickets, which comments reference.
     op.add_column("tickets", sa.Column("queue_id", sa.Integer))
     op.add_column("tickets", sa.Column("priority", sa.String(16), nullable=False, server_default="normal"))
     op.add_column("tickets", sa.Column("merged_into", sa.Integer))
     now = sa.func.current_timestamp()
-    op.execute(queues.insert().values(id=1, name="default", is_default=True, created_at=now))
+    # No explicit id: on PostgreSQL that would leave the queues' sequence behind, and the next `queue add` would
+    # collide with it. The first row of a new table is id 1 on both engines anyway.
+    op.execute(queues.insert().values(name="default", is_default=True, created_at=now))
     tickets = sa.table("tickets", sa.column("queue_id", sa.Integer))
-    op.execute(tickets.update().values(queue_id=1))
+    default = sa.select(queues.c.id).where(queues.c.name == "default").scalar_subquery()
+    op.execute(tickets.update().values(queue_id=default))
 
 
 def downgrade() -> None:
+    op.drop_column("messages", "loopback_tcp")
     op.drop_column("tickets", "merged_into")
     op.drop_column("tickets", "priority")
     op.drop_column("tickets", "queue_id")
