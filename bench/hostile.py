@@ -5,12 +5,17 @@ database per message), printing wall time, CPU time, peak RSS (and its multiple 
 exit status and action; then, with four hostile messages in flight in `email2ticket serve`, the time
 the service takes to answer an ordinary 100-byte mail.
 
-    python bench/hostile.py [--quick] [--only NAME ...]
+    python bench/hostile.py [--quick] [--only NAME ...] [--repeat N] [--checkout DIR]
+                            [--service-only] [--delivery-timeout SECONDS]
 
 Targets: under 5 s of CPU per hostile message on a 2-core machine (the 5 MB HTML-only reply under
 1.5 s for the whole delivery); peak memory within 60 MB + 6x the message (12x for an HTML-only body);
 the ordinary message answered by the busy service in under 1 s. --quick leaves out the 1.5 and 3.7
-million part messages and the 45/49 MB ones (a smoke run, not for the record).
+million part messages and the 45/49 MB ones (a smoke run, not for the record). --repeat runs each
+message N times (the machine is shared: CPU time varies from run to run). --checkout runs the executables
+of another checkout of the project (a git worktree of an earlier commit) with this script's messages,
+so that before and after are measured in the same run. --delivery-timeout (default 60 s of wall time)
+lets a delivery on a heavily loaded machine finish, to measure what it costs.
 """
 
 from __future__ import annotations
@@ -82,6 +87,20 @@ def html_reply(size: int) -> bytes:
     )
 
 
+def html_ticket(size: int) -> bytes:
+    """An HTML-only new ticket: all of its text is the description, so all of it is converted."""
+    lines = b"".join(b"<p>line %d of the <b>long</b> report</p>\n" % i for i in range(size // 40))
+    return (
+        HEAD % b"htmlticket" + b"Subject: Inventory report\nContent-Type: text/html; charset=utf-8\n\n"
+        b"<html><body>" + lines + b"</body></html>\n"
+    )
+
+
+def html_reply_without_quote(size: int) -> bytes:
+    """An HTML-only reply whose history carries no quote container: the whole body is converted."""
+    return html_reply(size).replace(b'<div class="gmail_quote">', b"<div>")
+
+
 def slow_separator_reply(size: int) -> bytes:
     rng = random.Random(10)
     lines = b"\n".join(bytes(rng.choice(b"ab") for _ in range(60)) for _ in range(size // 61))
@@ -100,19 +119,30 @@ HOSTILE: list[tuple[str, Callable[[], bytes], bool]] = [
     ("text body 45 MB", lambda: big_text(45 * MB), False),
     ("base64 attachment 49 MB", lambda: big_attachment(49 * MB), False),
     ("HTML-only reply 5 MB", lambda: html_reply(5 * MB), True),
+    ("HTML-only reply 5 MB, no quote container", lambda: html_reply_without_quote(5 * MB), True),
+    ("HTML-only new ticket 20 MB", lambda: html_ticket(20 * MB), False),
     ("slow separator, 6 MB reply", lambda: slow_separator_reply(6 * MB), True),
 ]
-QUICK_SKIP = {"parts 1.5 million", "parts 3.7 million", "text body 45 MB", "base64 attachment 49 MB"}
+QUICK_SKIP = {
+    "parts 1.5 million",
+    "parts 3.7 million",
+    "text body 45 MB",
+    "base64 attachment 49 MB",
+    "HTML-only new ticket 20 MB",
+}
 
 
 def admin(url: str, *args: str, stdin: bytes = b"") -> None:
     subprocess.run([PY, str(ADMIN), "--database-url", url, *args], input=stdin, check=True, capture_output=True)
 
 
+DELIVERY_TIMEOUT = 60  # seconds of wall time; --delivery-timeout raises it for a loaded machine
+
+
 def prepare(directory: Path, reply: bool) -> tuple[str, Path]:
     url = f"sqlite:///{directory / 'bench.db'}"
     config = directory / "config.toml"
-    config.write_text('delivery_timeout = 60\n[logging]\ntarget = "none"\n')
+    config.write_text(f'delivery_timeout = {DELIVERY_TIMEOUT}\n[logging]\ntarget = "none"\n')
     admin(url, "init")
     if reply:
         admin(url, "settings", "set", "restrict_replies", "off")
@@ -146,24 +176,33 @@ def run_pipe(url: str, config: Path, raw: bytes, home: Path) -> tuple[float, flo
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, process.returncode, action
 
 
-def standalone(names: list[str] | None, quick: bool) -> None:
-    print(f"{'message':30} {'size':>9} {'wall s':>7} {'CPU s':>6} {'peak MB':>8} {'x size':>7} {'exit':>4}  action")
+def use_checkout(checkout: Path) -> None:
+    """Run the executables of `checkout` (its bin/ finds its own lib/) instead of this one's."""
+    global DELIVER, ADMIN
+    DELIVER, ADMIN = checkout / "bin" / "email2ticket-deliver", checkout / "bin" / "email2ticket"
+    if not DELIVER.is_file():
+        raise SystemExit(f"{checkout} is not a checkout of email2ticket: no bin/email2ticket-deliver")
+
+
+def standalone(names: list[str] | None, quick: bool, repeat: int = 1) -> None:
+    print(f"{'message':42} {'size':>9} {'wall s':>7} {'CPU s':>6} {'peak MB':>8} {'x size':>7} {'exit':>4}  action")
     for name, build, reply in HOSTILE:
         if (names and not any(n.lower() in name.lower() for n in names)) or (quick and name in QUICK_SKIP):
             continue
         raw = build()
-        directory = Path(tempfile.mkdtemp(prefix="e2t-hostile-"))
-        try:
-            url, config = prepare(directory, reply)
-            wall, cpu, peak, code, action = run_pipe(url, config, raw, directory)
-        finally:
-            shutil.rmtree(directory, ignore_errors=True)
-        size = len(raw) / MB
-        print(
-            f"{name:30} {size:8.1f}M {wall:7.2f} {cpu:6.2f} {peak / MB:8.0f} {peak / len(raw):7.1f}"
-            f" {code:>4}  {action}",
-            flush=True,
-        )
+        for _ in range(repeat):
+            directory = Path(tempfile.mkdtemp(prefix="e2t-hostile-"))
+            try:
+                url, config = prepare(directory, reply)
+                wall, cpu, peak, code, action = run_pipe(url, config, raw, directory)
+            finally:
+                shutil.rmtree(directory, ignore_errors=True)
+            size = len(raw) / MB
+            print(
+                f"{name:42} {size:8.1f}M {wall:7.2f} {cpu:6.2f} {peak / MB:8.0f} {peak / len(raw):7.1f}"
+                f" {code:>4}  {action}",
+                flush=True,
+            )
 
 
 def service_under_attack(quick: bool) -> None:
@@ -179,11 +218,17 @@ def service_under_attack(quick: bool) -> None:
             if sock.exists():
                 break
             time.sleep(0.1)
+        idle = HEAD % b"idle" + b"Subject: Printer jam\n\nThe printer jams.\n"
+        started = time.monotonic()
+        idle_code = _via_service(url, config, sock, idle, directory)
+        idle_wait = time.monotonic() - started
         hostile = tiny_parts(50_000 if quick else 400_000)
-        threads = []
+        threads, codes = [], []
         for i in range(4):
             raw = hostile.replace(b"<parts-", b"<parts%d-" % i)
-            thread = threading.Thread(target=_via_service, args=(url, config, sock, raw, directory))
+            thread = threading.Thread(
+                target=lambda raw=raw: codes.append(_via_service(url, config, sock, raw, directory))
+            )
             thread.start()
             threads.append(thread)
         time.sleep(0.2)
@@ -194,8 +239,10 @@ def service_under_attack(quick: bool) -> None:
         for thread in threads:
             thread.join()
         print(
-            f"\nservice, 4 threads, 4 hostile messages in flight: ordinary mail answered in {waited:.2f} s"
-            f" (exit {code})"
+            f"\nservice, 4 threads: ordinary mail answered in {idle_wait:.2f} s idle (exit {idle_code}), in"
+            f" {waited:.2f} s (exit {code}) with 4 hostile messages in flight (their exits {sorted(codes)});"
+            f" load average {os.getloadavg()[0]:.1f}",
+            flush=True,
         )
     finally:
         service.terminate()
@@ -215,11 +262,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="leave out the largest messages")
     parser.add_argument("--only", nargs="*", help="names (or parts of names) of the messages to run")
     parser.add_argument("--no-service", action="store_true", help="skip the service measurement")
+    parser.add_argument("--service-only", action="store_true", help="only the service measurement")
+    parser.add_argument("--repeat", type=int, default=1, help="deliver each message this many times")
+    parser.add_argument("--checkout", type=Path, help="run this checkout's executables (e.g. a git worktree)")
+    parser.add_argument("--delivery-timeout", type=int, default=60, help="of the standalone deliveries, seconds")
     args = parser.parse_args()
+    global DELIVERY_TIMEOUT
+    DELIVERY_TIMEOUT = args.delivery_timeout
+    if args.checkout is not None:
+        use_checkout(args.checkout.resolve())
     print(f"email2ticket hostile-mail benchmark on {os.cpu_count()} CPU(s), Python {sys.version.split()[0]}")
-    standalone(args.only, args.quick)
-    if not args.no_service and not args.only:
-        service_under_attack(args.quick)
+    print(f"executables: {DELIVER.parent}; load average {os.getloadavg()[0]:.1f}")
+    if not args.service_only:
+        standalone(args.only, args.quick, args.repeat)
+    if args.service_only or (not args.no_service and not args.only):
+        for _ in range(args.repeat):
+            service_under_attack(args.quick)
 
 
 if __name__ == "__main__":

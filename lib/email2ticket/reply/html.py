@@ -3,20 +3,21 @@
 Mail clients wrap the quoted history of an HTML reply in an element of their own, which says where the
 history starts more reliably than any text marker: the attribution line may be localised, re-wrapped or
 missing, the container is not. The markers are data (QUOTE_MARKERS, one per client); the earliest
-container in document order wins, as the earliest separator does in text. The tree is cut there (the
-container and everything after it in document order go) and the rest converted to text with inscriptis,
-exactly as an HTML-only body is converted for a new ticket. lxml parses the HTML (libxml2's HTML parser,
-which copes with the tag soup mail clients send); both are imported only for HTML replies.
+container in document order wins, as the earliest separator does in text. The text ends there (the
+container and everything after it in document order go): the HTML is converted to text with inscriptis
+as it is parsed (libxml2's HTML parser, which copes with the tag soup mail clients send), exactly as an
+HTML-only body is converted for a new ticket (mail/mime/html_text.py), and the parse stops at the
+container, so a reply with megabytes of quoted history costs what its new text costs. The root element
+itself is never taken for a container: a marker on `<html>` is ignored (cutting there would keep nothing).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from lxml.html import HtmlElement
+from ..mail.mime.html_stream import convert
 
 _NEW_OUTLOOK = "mail-editor-reference-message-container"  # Outlook for iOS and Android, the new Outlook
 
@@ -34,7 +35,7 @@ class QuoteMarker:
     attribute: str
     values: frozenset[str]
 
-    def matches(self, tag: str, attributes: dict[str, str]) -> bool:
+    def matches(self, tag: str, attributes: Mapping[str, str]) -> bool:
         if self.tag is not None and tag != self.tag:
             return False
         value = attributes.get(self.attribute)
@@ -77,62 +78,21 @@ class HtmlQuote:
     marker: str
 
 
-def _parse(html: str) -> HtmlElement | None:
-    """The document tree as inscriptis builds it, None for an empty or unparsable body."""
-    from lxml.etree import ParserError
-    from lxml.html import document_fromstring
-
-    source = _XML_DECLARATION.sub("", html.strip().replace("\x00", ""), count=1)
-    if not source:
-        return None
-    try:
-        return document_fromstring(source)
-    except (ParserError, ValueError):
-        return None
-
-
-def _first_container(root: HtmlElement) -> tuple[HtmlElement, str] | None:
-    """The earliest quote container in document order, and the name of its marker.
-
-    A walk that stops at the first container: the new text is at the top, so a reply with megabytes of
-    quoted history is decided after a few elements.
-    """
-    for element in root.iter():
-        tag = element.tag
-        if not isinstance(tag, str) or not element.attrib:  # comments, processing instructions
-            continue
-        attributes = element.attrib
-        for marker in QUOTE_MARKERS:
-            if marker.matches(tag.lower(), attributes):
-                return element, marker.name
+def _container(tag: str, attributes: Mapping[str, str]) -> str | None:
+    """The name of the marker `tag` with `attributes` matches, None when it starts no quote container."""
+    for marker in QUOTE_MARKERS:
+        if marker.matches(tag, attributes):
+            return marker.name
     return None
-
-
-def _cut_from(element: HtmlElement) -> None:
-    """Remove `element` and everything after it in document order (its tail, its later siblings, theirs)."""
-    current = element
-    parent = current.getparent()
-    while parent is not None:
-        for sibling in list(current.itersiblings()):
-            parent.remove(sibling)
-        current.tail = None
-        current, parent = parent, parent.getparent()
-    element_parent = element.getparent()
-    if element_parent is not None:
-        element_parent.remove(element)
 
 
 def cut_html_quote(html: str) -> HtmlQuote | None:
     """The text above the first quote container of `html`; None when it has none or cannot be parsed."""
     try:
-        root = _parse(html)
-        found = _first_container(root) if root is not None else None
-        if root is None or found is None:
+        source = _XML_DECLARATION.sub("", html.strip().replace("\x00", ""), count=1)
+        converted = convert(source, stop=_container) if source else None
+        if converted is None or converted.stopped_by is None:
             return None
-        element, marker = found
-        _cut_from(element)
-        from inscriptis import Inscriptis  # lazily: only HTML replies need it
-
-        return HtmlQuote(kept_text=str(Inscriptis(root).get_text()), marker=marker)
+        return HtmlQuote(kept_text=converted.text, marker=converted.stopped_by)
     except Exception:  # never fail a delivery over HTML: the text separators still apply to the text body
         return None
