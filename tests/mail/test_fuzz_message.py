@@ -302,9 +302,9 @@ def test_deep_nesting_parses_without_raising(depth: int, same_boundary: bool, ne
 @pytest.mark.parametrize(
     "value",
     [
-        "x" * 12_000,  # _BARE_ADDR: no @ anywhere, every start position scans to the end (4.5 s here; 16 KB: 8 s)
+        "x" * 12_000,  # _bare_addr(): no @ anywhere, every start position scans to the end (4.5 s here; 16 KB: 8 s)
         '"' + "x" * 12_000,  # the same after an unterminated quote
-        "<" + "a@" * 4_000 + " x",  # _ANGLE_ADDR: every @ is tried as the split (4 s here; 16 KB: 16 s)
+        "<" + "a@" * 4_000 + " x",  # _angle_addr(): every @ is tried as the split (4 s here; 16 KB: 16 s)
     ],
 )
 def test_a_long_address_header_parses_in_linear_time(value: str) -> None:

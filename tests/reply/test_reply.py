@@ -90,6 +90,17 @@ def test_every_default_separator_is_valid(text: str) -> None:
     parse_separator(text)
 
 
+def test_built_in_separators_are_taken_unchecked_as_parse_separator_reads_them() -> None:
+    # Delivery takes the built-in list without compiling each expression on its own (separators.parsed):
+    # it must read every entry as the full check does, which the test above runs on each.
+    separators_module.parsed.cache_clear()
+    separators_module.compiled_regex.cache_clear()
+    taken = [separators_module.parsed(text) for text in DEFAULT_SEPARATORS]
+    assert separators_module.compiled_regex.cache_info().misses == 0
+    assert taken == [parse_separator(text) for text in DEFAULT_SEPARATORS]
+    assert any(separator.is_regex for separator in taken)
+
+
 @pytest.mark.parametrize(
     "text",
     [

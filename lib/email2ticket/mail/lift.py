@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import os
 import re
 from email.message import Message
@@ -22,7 +23,12 @@ from .limits import declarations
 from .mime.digest import body_offset
 
 LIFT_THRESHOLD = 256 * 1024  # a body smaller than this costs the parser little
-_CONTENT_TYPE = re.compile(rb"^content-type[ \t]*:[ \t]*([a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+)", re.I | re.M)
+
+
+@functools.cache
+def _content_type() -> re.Pattern[bytes]:
+    """Compiled on first use (a large part's header section): most mail never needs it."""
+    return re.compile(rb"^content-type[ \t]*:[ \t]*([a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+)", re.I | re.M)
 
 
 class Lifted:
@@ -114,6 +120,6 @@ def _leaf_bodies(raw: bytes) -> list[tuple[int, int]]:
 
 def _is_container(header: bytes) -> bool:
     """Does this header section declare a multipart or message/* part (or a boundary at all)?"""
-    match = _CONTENT_TYPE.search(header)
+    match = _content_type().search(header)
     kind = match.group(1).lower() if match else b"text/plain"
     return kind.startswith((b"multipart/", b"message/")) or b"boundary" in header.lower()

@@ -15,6 +15,7 @@ mailing-list digests and long Received: chains stay far below every default.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import re
 from collections.abc import Iterator
@@ -32,7 +33,14 @@ _ADDRESS_FIELD = re.compile(
     re.IGNORECASE,
 )
 _FIELD_START = re.compile(rb"^[^ \t\r\n]", re.MULTILINE)
-_BOUNDARY = re.compile(rb'boundary[ \t]*=[ \t]*"?([^"\r\n;]{1,200})', re.IGNORECASE)
+
+
+@functools.cache
+def _boundary() -> re.Pattern[bytes]:
+    """Compiled on first use (a declared boundary): most mail never needs it."""
+    return re.compile(rb'boundary[ \t]*=[ \t]*"?([^"\r\n;]{1,200})', re.IGNORECASE)
+
+
 _WINDOW, _OVERLAP = 1 << 20, 256  # declarations are searched window by window; a match may straddle two
 
 
@@ -144,7 +152,7 @@ def declarations(raw: bytes) -> Iterator[tuple[int, int, bytes]]:
         window = raw[start : start + _WINDOW + _OVERLAP].lower()
         found = window.find(b"boundary")
         while found != -1 and found < _WINDOW:
-            match = _BOUNDARY.match(raw, start + found)
+            match = _boundary().match(raw, start + found)
             if match:
                 yield match.start(), 0, match.group(1).strip()
             found = window.find(b"boundary", found + 8)

@@ -28,8 +28,11 @@ _MARKED = rf"(?:(?i:Ticket)[ \t]?\#?|\#){_NUMBER}"  # "#42", "Ticket 42", "Ticke
 _MARKED_OR_BARE = rf"(?:(?i:Ticket)[ \t]?\#?|\#)?{_NUMBER}"
 
 
+@functools.cache
 def _reference_pattern(token: str) -> re.Pattern[str]:
     """The token alone or inside a MATCHING pair of brackets, standing on its own, at the very end.
+
+    Compiled on first use, once per process: a delivery needs one of the two tokens, not both.
 
     The look-behind is the "own token" rule: the token starts the subject or follows whitespace, "#",
     "[", "(" or "<", so "jam-42" and "E42" are not references. Each bracket pair is its own branch so
@@ -39,9 +42,6 @@ def _reference_pattern(token: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![^\s#\[(<])(?:{'|'.join([*bracketed, token])})\Z")
 
 
-_REFERENCE = {True: _reference_pattern(_MARKED_OR_BARE), False: _reference_pattern(_MARKED)}
-
-
 def _reference_match(subject: str, bare_numbers: bool) -> re.Match[str] | None:
     """Where the trailing reference starts, if there is one worth threading on.
 
@@ -49,7 +49,8 @@ def _reference_match(subject: str, bare_numbers: bool) -> re.Match[str] | None:
     would only ever fail later with a less helpful message.
     """
     text = subject.rstrip()
-    match = _REFERENCE[bare_numbers].search(text, max(0, len(text) - _REFERENCE_WINDOW))
+    pattern = _reference_pattern(_MARKED_OR_BARE if bare_numbers else _MARKED)
+    match = pattern.search(text, max(0, len(text) - _REFERENCE_WINDOW))
     if match is None or int(_number(match)) == 0:
         return None
     return match

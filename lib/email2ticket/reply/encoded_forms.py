@@ -14,24 +14,29 @@ the first separator are at the top): decoding runs in Python, so a 5 MB body mus
 from __future__ import annotations
 
 import bisect
-import html
+import functools
 import re
 from dataclasses import dataclass
 
 VIEW_LIMIT = 1 << 19
 
-_MARKERS = re.compile(
-    r"=\n|=[0-9A-F]{2}|&(?:#\d{1,7}|#x[0-9a-f]{1,6}|[a-z]{2,8}\d?);|</?[a-z][a-z0-9]*\b[^<>@\n]*>", re.I
-)
-_QP_SIGNS = re.compile(r"=\n|=3D|=20|=C[2-9A-F]=[89AB][0-9A-F]")
+# Every alternative of _MARKERS starts with one of these characters (which have no other case): a text
+# without any of them shows no encoded form, and most bodies are answered without compiling a pattern.
+_MARKER_STARTS = ("=", "&", "<")
+_MARKERS = r"=\n|=[0-9A-F]{2}|&(?:#\d{1,7}|#x[0-9a-f]{1,6}|[a-z]{2,8}\d?);|</?[a-z][a-z0-9]*\b[^<>@\n]*>"
+_QP_SIGNS = r"=\n|=3D|=20|=C[2-9A-F]=[89AB][0-9A-F]"
 _QP_TOKENS = r"(?P<soft>=\n)|(?P<hex>(?:=[0-9A-F]{2})+)|"
 _HTML_TOKENS = (
     r"(?P<entity>&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]{2,8}\d?);)"
     r"|(?P<block></?(?:br|p|div|tr|li|h[1-6]|hr|blockquote|table)\b[^<>@\n]{0,300}>)"
     r"|(?P<tag></?[a-zA-Z][a-zA-Z0-9:]*\b[^<>@\n]{0,300}>)"
 )
-_WITH_QP = re.compile(_QP_TOKENS + _HTML_TOKENS)
-_HTML_ONLY = re.compile(_HTML_TOKENS)
+
+
+@functools.cache
+def _pattern(source: str, flags: int = 0) -> re.Pattern[str]:
+    """Compiled on first use: the sre compiler runs in Python, and most deliveries never need these."""
+    return re.compile(source, flags)
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ def _replacement(match: re.Match[str]) -> str:
     if kind == "hex":
         return _decode_qp(match.group())
     if kind == "entity":
+        import html  # only for a body with entities: the module loads a table of 2,000 names
+
         return html.unescape(match.group())
     return "\n"  # a block tag
 
@@ -78,9 +85,9 @@ def _replacement(match: re.Match[str]) -> str:
 def decoded_view(text: str) -> DecodedView | None:
     """The view of `text` with encoded forms decoded, or None when it shows none (the usual case)."""
     head = text[:VIEW_LIMIT]
-    if not _MARKERS.search(head):
+    if not any(start in head for start in _MARKER_STARTS) or not _pattern(_MARKERS, re.I).search(head):
         return None
-    tokens = _WITH_QP if _QP_SIGNS.search(head) else _HTML_ONLY
+    tokens = _pattern(_QP_TOKENS + _HTML_TOKENS) if _pattern(_QP_SIGNS).search(head) else _pattern(_HTML_TOKENS)
     pieces: list[str] = []
     view_starts: list[int] = []
     sent_starts: list[int] = []

@@ -160,8 +160,18 @@ def compiled_regex(body: str) -> Regex:
 
 @functools.lru_cache(maxsize=256)
 def parsed(text: str) -> Separator:
-    """parse_separator, remembered: the same few stored separators are parsed for every mail."""
-    return parse_separator(text)
+    """parse_separator, remembered: the same few stored separators are parsed for every mail.
+
+    A built-in separator is taken as it is, unchecked: checking one compiles it with RE2 on its own and
+    probes it for empty matches, which for the forty built-in expressions cost 7% of a standalone reply's
+    instructions (bench/pipe_instructions.py), and tests/reply/test_reply.py checks every one
+    (test_every_default_separator_is_valid).
+    """
+    if text not in _BUILT_IN:
+        return parse_separator(text)
+    stripped = text.strip()
+    body = _regex_body(stripped)
+    return Separator(text=text, is_regex=body is not None, pattern=stripped if body is None else body)
 
 
 # Whitespace as mail clients mangle it: no-break and narrow spaces, bidi marks (Windows Mail puts U+200E

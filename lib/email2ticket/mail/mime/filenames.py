@@ -1,13 +1,24 @@
 """Attachment file names made safe for any file system, and a fallback name when none was sent."""
 
+import functools
 import re
 
 from .text import clean
 
 MAX_FILENAME_BYTES = 200
 
-_UNSAFE_NAME_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_DRIVE_PREFIX = re.compile(r"^[A-Za-z]:")
+
+@functools.cache
+def _unsafe_name_chars() -> re.Pattern[str]:
+    """Compiled on first use (an attachment's name): most mail never needs it."""
+    return re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+@functools.cache
+def _drive_prefix() -> re.Pattern[str]:
+    """Compiled on first use (an attachment's name): most mail never needs it."""
+    return re.compile(r"^[A-Za-z]:")
+
 
 # Extensions for the fallback name of an attachment sent without one; deterministic, unlike mimetypes, which
 # also reads the host's /etc/mime.types.
@@ -47,8 +58,8 @@ def safe_filename(name: str | None, fallback: str = "attachment") -> str:
 
 
 def sanitise_name(name: str) -> str:
-    name = _UNSAFE_NAME_CHARS.sub("", clean(name))
-    name = _DRIVE_PREFIX.sub("", name.replace("\\", "/")).rsplit("/", 1)[-1]
+    name = _unsafe_name_chars().sub("", clean(name))
+    name = _drive_prefix().sub("", name.replace("\\", "/")).rsplit("/", 1)[-1]
     return _truncate_utf8(name.strip().lstrip(".").strip(), MAX_FILENAME_BYTES)
 
 

@@ -6,6 +6,7 @@ hostile Content-Types), so every accessor here falls back to a compat32 reading 
 
 import email.policy
 import email.utils
+import functools
 import re
 from collections.abc import Callable, Iterable
 from email.message import Message
@@ -21,10 +22,20 @@ _LINE_BREAK = re.compile(r"\r?\n|\r")
 
 _MSG_ID_TOKEN = re.compile(r"<([^<>]*)>")
 _WHITESPACE = re.compile(r"\s+")
+
+
 # Linear on hostile input: the first run stops at the first @ (each @ is not tried as the split), and a bare
 # address starts only where a token starts (not at every position of a long run without an @).
-_ANGLE_ADDR = re.compile(r"<([^<>\s\"@]+@[^<>\s\"]+)(?:>|\s*$)")
-_BARE_ADDR = re.compile(r"(?<![^\s<>(),;:\"])[^\s<>(),;:\"@]+@[^\s<>(),;:\"]+")
+@functools.cache
+def _angle_addr() -> re.Pattern[str]:
+    """Compiled on first use (an address field neither parser reads): most mail never needs it."""
+    return re.compile(r"<([^<>\s\"@]+@[^<>\s\"]+)(?:>|\s*$)")
+
+
+@functools.cache
+def _bare_addr() -> re.Pattern[str]:
+    """Compiled on first use (an address field neither parser reads): most mail never needs it."""
+    return re.compile(r"(?<![^\s<>(),;:\"])[^\s<>(),;:\"@]+@[^\s<>(),;:\"]+")
 
 
 def part_content_type(part: Message) -> str:
@@ -133,8 +144,8 @@ def addresses(raw: str) -> list[str]:
     # '"unterminated <bob@example.com': neither parser copes, but the angle-addr says what was meant.  A bare
     # address is only taken when there are no angle brackets: in '<power quadrant system@example.com>'
     # (zammad mail071.box), "system@example.com" is somebody else.
-    angle = _ANGLE_ADDR.findall(value)
-    bare = _BARE_ADDR.findall(value) if "<" not in value else []
+    angle = _angle_addr().findall(value)
+    bare = _bare_addr().findall(value) if "<" not in value else []
     return _usable(angle, str) if angle else _usable(bare, str) if len(bare) == 1 else []
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import functools
 import re
 from typing import Protocol
 
@@ -21,7 +22,12 @@ class Notes(Protocol):
 SURROGATE_RUN = re.compile("[\udc80-\udcff]+")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
+
+@functools.cache
+def _encoded_word() -> re.Pattern[str]:
+    """Compiled on first use (an encoded word the header parser left): most mail never needs it."""
+    return re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
+
 
 # Senders (Outlook, Windows mailers) routinely put superset bytes under the subset label (zammad mail031.box:
 # GBK characters labelled gb2312).  The WHATWG encoding standard decodes these labels with the superset.
@@ -95,7 +101,7 @@ def decode_words(text: str, notes: Notes, location: str) -> str:
     run_charset: str | None = None
     run = bytearray()
     position = 0
-    for match in _ENCODED_WORD.finditer(text):
+    for match in _encoded_word().finditer(text):
         gap, position = text[position : match.start()], match.end()
         charset = match.group(1).partition("*")[0].lower()  # RFC 2231 language suffix: "utf-8*de"
         data = _encoded_word_bytes(match.group(2), match.group(3))

@@ -4,6 +4,7 @@ When the stdlib parser fails it is retried with `compat32`, and for nesting too 
 depth-limited splitter builds the tree; the walk stops at MAX_DEPTH.
 """
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,11 +21,16 @@ MAX_DEPTH = 50
 _MAX_REPAIRED_HEADER_BLOCK = 1 << 20
 
 _HEADER_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[ \t]")  # the stdlib feedparser's headerRE
-_KNOWN_FIELD = re.compile(
-    rb"^(?:from|sender|reply-to|to|cc|subject|date|message-id|received|return-path|mime-version|content-type)"
-    rb"[ \t]*:",
-    re.IGNORECASE | re.MULTILINE,
-)
+
+
+@functools.cache
+def _known_field() -> re.Pattern[bytes]:
+    """Compiled on first use (a damaged header section): most mail never needs it."""
+    return re.compile(
+        rb"^(?:from|sender|reply-to|to|cc|subject|date|message-id|received|return-path|mime-version|content-type)"
+        rb"[ \t]*:",
+        re.IGNORECASE | re.MULTILINE,
+    )
 
 
 def repair_header_block(raw: bytes, notes: Notes) -> bytes:
@@ -41,7 +47,7 @@ def repair_header_block(raw: bytes, notes: Notes) -> bytes:
         return raw  # no empty line: no header block to repair
     lines = raw[:end].splitlines(keepends=True)
     damaged = [i for i, line in enumerate(lines) if line.strip() and not _HEADER_LINE.match(line)]
-    if not damaged or not _KNOWN_FIELD.search(b"".join(lines[damaged[0] + 1 :])):
+    if not damaged or not _known_field().search(b"".join(lines[damaged[0] + 1 :])):
         return raw
     first_field = next((i for i, line in enumerate(lines) if _HEADER_LINE.match(line)), len(lines))
     for i in damaged:
