@@ -10,6 +10,7 @@ import pytest
 
 from email2ticket.auth.alignment import aligned, match, organizational_domain, parse_dmarc
 from email2ticket.auth.authresults import received_by, trusted_headers
+from email2ticket.auth.binding import deciding_counts, repeated_header, signed_headers, unsigned_header
 from email2ticket.auth.verdict import AuthPolicy
 from email2ticket.auth.verify import offline_verdict
 from email2ticket.config.load import ConfigurationError, config_from_mapping, parse_resolver
@@ -163,6 +164,44 @@ def test_header_only_verdicts() -> None:
     verdict = offline_verdict(parse_message(with_headers(signature, raw=two_addresses)), AuthPolicy())
     assert verdict is not None and "names 2 addresses" in verdict.reason
     assert verdict.as_dict()["result"] == "fail"
+
+
+def test_repeated_deciding_headers_are_never_authenticated() -> None:
+    """The rules read the first instance, a signature or verifier covers one it chose: a second one of any header
+    that decides leaves the verdict unauthenticated at once, whatever trusted header says otherwise."""
+    for header in ("Subject: Update [Ticket #2]", "Message-ID: <new@evil.example>", "Cc: eve@evil.example"):
+        doubled = with_headers(AR_PASS, OUR_RECEIVED, header, raw=TECH_REPLY.replace(b"\nDate:", b"\nCc: x@y.z\nDate:"))
+        verdict = offline_verdict(parse_message(doubled), TRUSTED)
+        spelled = header.split(":")[0]
+        assert verdict is not None and (verdict.result, verdict.decided_by) == ("fail", "headers"), header
+        assert verdict.reason.startswith(f"{spelled}: appears twice"), verdict.reason
+    once = offline_verdict(parse_message(with_headers(AR_PASS, OUR_RECEIVED)), TRUSTED)
+    assert once is not None and once.authenticated
+    # Not a header that decides (Received:, X-anything): as many as anyone likes.
+    extra = with_headers(AR_PASS, OUR_RECEIVED, "X-Note: a", "X-Note: b")
+    assert (offline_verdict(parse_message(extra), TRUSTED) or once).authenticated
+
+
+def test_header_binding_pure_parts() -> None:
+    counts = deciding_counts(["From", "to", "SUBJECT", "Message-ID", "Received", "Received", "In-Reply-To"])
+    assert counts == {"from": 1, "to": 1, "subject": 1, "message-id": 1, "in-reply-to": 1}
+    assert repeated_header(counts) is None
+    assert repeated_header({**counts, "references": 3}) == (
+        "References: appears three times, and no signature or verifier can vouch for the instance the rules read "
+        "(DKIM covers the last one, the rules read the first)"
+    )
+    assert signed_headers(" From : To:\r\n\tSubject:subject::") == ("from", "to", "subject", "subject")
+    full = signed_headers("from:to:subject:message-id:in-reply-to:references")
+    assert unsigned_header(counts, full) is None
+    why = unsigned_header(counts, signed_headers("from:to:message-id:in-reply-to"), signature="d=a.example s=x")
+    assert why == (
+        "Subject: not covered by the h= of the DKIM signature d=a.example s=x, so anyone could have added or changed it"
+    )
+    assert unsigned_header(counts, ("from", "from", *full, "cc", "cc", "reply-to")) is None  # oversigned: fine
+    assert unsigned_header({"from": 1}, ("from",)) is None  # absent headers need no signature
+    # The DKIM verifier's parser saw one Subject fewer (a lone CR hid it in another field): never covered.
+    hidden = unsigned_header(counts, full, {**counts, "subject": 0})
+    assert hidden is not None and hidden.startswith("Subject: read 1 time(s) here but 0 time(s) by the DKIM verifier")
 
 
 def test_settings_for_sender_verification() -> None:

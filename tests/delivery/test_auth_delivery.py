@@ -287,7 +287,8 @@ def test_explain_tells_the_verdict_in_words(
         "sender-authenticated: MISS - not authenticated: no DKIM signature both verified and aligned with the From: "
         "domain helpdesk.example; dkim d=evil.example s=evil rsa-sha256: pass (signature verified), d= is unrelated"
     )
-    assert lines[-2].startswith("unverified-sender: HIT - bob@helpdesk.example would have updated ticket #1")
+    unverified = next(line for line in lines if line.startswith("unverified-sender: "))
+    assert unverified.startswith("unverified-sender: HIT - bob@helpdesk.example would have updated ticket #1")
     assert lines[-1] == "Decision: create new ticket flagged as from an unverified sender"
     good = desk.admin("explain", stdin=sign(reply(), keys["rsa"])).stdout_text
     assert "sender-authenticated: HIT - authenticated: DKIM signature d=helpdesk.example" in good
@@ -327,3 +328,86 @@ def test_heavy_imports_only_when_the_decision_needs_them(
         result = runner(*desk.options(), stdin=raw)
         probe_line = json.loads(result.stderr_text.strip().splitlines()[-1])
         assert probe_line == {"code": 0, "dkim": heavy, "dns": heavy}, result
+
+
+# --- authentication bound to the headers that decide (issue: second attack round, item 1) ----------
+
+
+def carol_ticket(desk: Desk, number: int = 2) -> None:
+    """Ticket `number`, carol's: what a retargeted technician mail would write into."""
+    carol = (
+        b"From: carol@example.net\nTo: helpdesk@helpdesk.example\nSubject: VPN down\nMessage-ID: <c1@example.net>\n\n"
+    )
+    assert desk.deliver(carol).json["ticket"] == number
+
+
+def test_a_header_added_above_a_signed_mail_does_not_carry_its_authentication(
+    desk: Desk, keys: dict[str, SigningKey], reply: Callable[..., bytes]
+) -> None:
+    """DKIM covers the last Subject:/Message-ID:, the rules read the first: one put above a genuinely signed
+    technician mail must not turn it into a verified comment on the ticket it now names, nor a fresh copy."""
+    carol_ticket(desk)
+    signed = sign(reply(), keys["rsa"])
+    retargeted = b"Subject: Update on your request [Ticket #2]\n" + signed
+    lines = desk.admin("explain", stdin=retargeted).stdout_text
+    assert "sender-authenticated: MISS - not authenticated: Subject: appears twice" in lines
+    data = outcome(desk.deliver(retargeted), "create", 3)
+    why = reason(data, "sender-authenticated")
+    assert why.startswith("not authenticated: Subject: appears twice"), why
+    assert "flagged as from an unverified sender" in reason(data, "unverified-sender")
+    assert desk.ticket(2)["comments"] == [] and desk.ticket(3)["unverified_sender"] is True
+    audit = desk.messages()[-1]["auth_verdict"]
+    assert (audit["result"], audit["decided_by"]) == ("fail", "headers") and "Subject: appears twice" in audit["reason"]
+    # A fresh Message-ID above the signed one: a replay the duplicate check would not catch.
+    replayed = b"Message-ID: <replay-1@evil.example>\n" + signed
+    data = outcome(desk.deliver(replayed, "--dry-run"), "create", None)
+    assert reason(data, "sender-authenticated").startswith("not authenticated: Message-ID: appears twice")
+    outcome(desk.deliver(replayed), "create", 4)
+    assert desk.ticket(1)["comments"] == []
+    # A signed mail as it was sent is the technician's verified comment.
+    outcome(desk.deliver(sign(reply(), keys["rsa"])), "update", 1)
+    assert [c["verified"] for c in desk.ticket(1)["comments"]] == [True]
+
+
+def test_a_signature_must_cover_the_headers_that_decide(
+    desk: Desk, keys: dict[str, SigningKey], reply: Callable[..., bytes]
+) -> None:
+    unsigned_subject = sign(reply(), keys["rsa"], include_headers=[b"from", b"to", b"date", b"message-id"])
+    data = outcome(desk.deliver(unsigned_subject), "create", 2)
+    why = reason(data, "sender-authenticated")
+    assert why.startswith(
+        "not authenticated: Subject: not covered by the h= of the DKIM signature d=helpdesk.example"
+    ), why
+    assert "rsa-sha256: pass (signature verified)" in why  # the signature itself did verify
+    assert desk.messages()[-1]["auth_verdict"]["decided_by"] == "dkim"
+    # Oversigned (h= names each header once more than the message has it): nothing can be added above it.
+    oversigned = [b"from", b"from", b"to", b"to", b"subject", b"subject", b"date", b"message-id", b"message-id"]
+    oversigned += [b"cc", b"reply-to", b"in-reply-to", b"references"]  # absent, and signed as absent
+    signed = sign(reply(), keys["ed25519"], include_headers=oversigned)
+    data = outcome(desk.deliver(signed), "update", 1)
+    assert reason(data, "sender-authenticated").startswith("authenticated: DKIM signature d=helpdesk.example")
+    # A Subject: the rules read but dkimpy does not (a lone CR hides it inside another field, for dkimpy only)
+    # is not covered by a signature that signed Subject: as absent.
+    carol_ticket(desk, 3)
+    without_subject = sign(reply().replace(b"Subject: Re: Printer jam on the second floor (#1)\n", b""), keys["rsa"])
+    hidden = b"X-Note: a\rSubject: Update on your request [Ticket #3]\n" + without_subject
+    data = outcome(desk.deliver(hidden), "create", 4)
+    assert reason(data, "sender-authenticated").startswith(
+        "not authenticated: Subject: read 1 time(s) here but 0 time(s) by the DKIM verifier"
+    )
+    assert desk.ticket(3)["comments"] == []
+    assert [c["verified"] for c in desk.ticket(1)["comments"]] == [True]
+
+
+def test_a_trusted_verdict_does_not_cover_a_repeated_header(
+    desk: Desk, reply: Callable[..., bytes], dns_server: DnsServer
+) -> None:
+    desk.admin("settings", "set", "trusted_authserv_ids", "mx.helpdesk.example")
+    claim = b"Authentication-Results: mx.helpdesk.example; dkim=pass header.d=helpdesk.example header.s=sel\n"
+    carol_ticket(desk)
+    doubled = claim + OUR_MX.encode() + b"Subject: Update on your request [Ticket #2]\n" + reply()
+    data = outcome(desk.deliver(doubled), "create", 3)
+    assert reason(data, "sender-authenticated").startswith("not authenticated: Subject: appears twice"), data
+    assert desk.ticket(2)["comments"] == []
+    outcome(desk.deliver(claim + OUR_MX.encode() + reply()), "update", 1)  # once: the verdict holds
+    assert dns_server.queries == []

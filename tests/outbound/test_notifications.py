@@ -196,6 +196,23 @@ def test_unverified_and_failed_senders(desk: Desk, smtp_sink: SmtpSink) -> None:
     assert len(smtp_sink.new_messages()) == 1
 
 
+def test_an_acknowledgement_keeps_only_a_subject_the_verdict_covers(desk: Desk, smtp_sink: SmtpSink) -> None:
+    """A second Subject: above an authenticated mail is not what the verifier checked: the acknowledgement is
+    the neutral one, never the added words."""
+    desk.set("trusted_authserv_ids", "mx.example.org")
+    passed = {
+        "Authentication-Results": "mx.example.org; dkim=pass header.d=example.com; dmarc=pass header.from=example.com"
+    }
+    desk.deliver_ok(mail("Printer broken", "x", headers=passed))
+    [ack] = smtp_sink.new_messages()
+    assert "Printer broken" in parsed(ack)["Subject"]  # authenticated: its own subject
+    doubled = b"Subject: CHEAP PILLS http://evil.example/buy\n" + mail("Printer broken again", "y", headers=passed)
+    data = desk.deliver_ok(doubled)
+    assert "not authenticated, acknowledge_unverified is on" in reason(data, "acknowledge")
+    [ack] = smtp_sink.new_messages()
+    assert parsed(ack)["Subject"] == "Your request [Ticket #2]" and b"PILLS" not in ack.data
+
+
 def test_a_failed_send_never_fails_the_delivery_and_is_retried(desk: Desk, smtp_sink: SmtpSink) -> None:
     smtp_sink.data_reply = "451 4.3.0 try again later"
     data = desk.deliver_ok(mail("Printer broken", "x"))
@@ -359,6 +376,33 @@ def test_a_hard_bounce_of_an_acknowledgement_is_noted_and_stops_notifying(desk: 
     stray = Received("helpdesk@example.org", ("nobody@example.net",), mail("Hello", "x", sender="nobody@example.net"))
     data = desk.deliver_ok(dsn(stray), sender="")
     assert data["action"] == "ignore" and len(desk.tickets()) == 3
+
+
+def test_a_forged_bounce_cannot_silence_another_participant(desk: Desk, smtp_sink: SmtpSink) -> None:
+    """A report quoting the acknowledgement its forger received, with the technician as its failed recipient,
+    blocks nobody: only the recipient of the notification the report names can be blocked by it."""
+    desk.admin("user", "add", "bob@example.org", "--technician", "--access", "normal")
+    desk.deliver_ok(mail("Printer broken", "It jams."))
+    [ack] = smtp_sink.new_messages()
+    desk.admin("ticket", "assign", "1", "bob@example.org")
+    desk.set("notify_technician_of_updates", "on")
+    forged = dsn(Received("", ("bob@example.org",), ack.data))  # alice's acknowledgement, "bounced" by bob
+    data = desk.deliver_ok(forged, sender="")
+    assert (data["action"], data["ticket"]) == ("note", 1)
+    why = reason(data, "hard-bounce")
+    assert why.startswith("the notification the report names went to alice@example.com, not to bob@example.org"), why
+    assert json.loads(desk.admin("notifications", "blocked", "--json").stdout) == []
+    assert "Not acted on: the notification the report names went to" in desk.ticket(1)["notes"][0]["body"]
+    # Bob still hears of alice's reply ...
+    data = desk.deliver_ok(client_reply(ack, "It also smells of smoke."))
+    assert data["notify"] == [{"kind": "technician-update", "recipient": "bob@example.org"}]
+    [update] = smtp_sink.new_messages()
+    assert update.rcpt_tos == ("bob@example.org",)
+    # ... and a genuine report of a notification to him does block him.
+    data = desk.deliver_ok(dsn(update), sender="")
+    assert reason(data, "hard-bounce") == "a permanent failure: no more notifications to bob@example.org"
+    blocked = json.loads(desk.admin("notifications", "blocked", "--json").stdout)
+    assert [b["address"] for b in blocked] == ["bob@example.org"]
 
 
 def test_a_soft_bounce_is_noted_without_blocking(desk: Desk, smtp_sink: SmtpSink) -> None:

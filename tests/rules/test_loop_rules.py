@@ -115,10 +115,20 @@ def test_automatic_mail_is_a_note_only_for_someone_who_may_update() -> None:
 def test_bounces_become_notes_on_the_ticket_they_answer() -> None:
     report = BounceReport("hard", ("alice@example.com", "someone@else.example"), ("<e2t.1...>",), "report", "5.1.1")
     cls = Classification(bounce=report, bounce_ticket=1)
-    note = run(cls=cls, ticket=TICKET, user=None)
+    both = frozenset({"alice@example.com", "someone@else.example"})  # notified: whom the named notifications went to
+    note = run(cls=cls, ticket=TICKET, user=None, notified=both)
     assert (note.action, note.ticket, note.note_kind) == ("note", 1, "bounce")
     assert note.suppress == ("alice@example.com",)  # only a participant of the ticket: never an arbitrary address
     assert "5.1.1" in note.body
+    # A report quoting alice's acknowledgement, with bob as the failed recipient: bob is not blocked.
+    forged = run(cls=replace(cls, bounce=replace(report, recipients=("bob@helpdesk.example",))), ticket=TICKET,
+                 notified=frozenset({"alice@example.com"}))  # fmt: skip
+    assert forged.action == "note" and forged.suppress == ()
+    why_not = "the notification the report names went to alice@example.com, not to bob@helpdesk.example"
+    assert why(forged, "hard-bounce") == f"{why_not}: nobody is blocked"
+    assert f"Not acted on: {why_not}: nobody is blocked" in forged.body
+    unknown = run(cls=cls, ticket=TICKET)  # no notification of ours was sent with that Message-ID
+    assert unknown.suppress == () and "no notification of ours was sent" in why(unknown, "hard-bounce")
     given_up = run(cls=replace(cls, bounce=replace(report, status="4.4.1")), ticket=TICKET)
     assert given_up.action == "note" and given_up.suppress == () and "gave up" in why(given_up, "hard-bounce")
     soft = run(cls=replace(cls, bounce=replace(report, kind="soft", status="4.2.2")), ticket=TICKET)

@@ -451,6 +451,14 @@ def test_bounce_ticket_needs_a_valid_token() -> None:
     raw = (FIXTURES / "exim_mail_delivery_failed.eml").read_bytes().replace(b"87ee0c44", b"87ee0c45")
     cls = _classify(raw)
     assert cls.bounce is not None and cls.bounce_ticket is None
+    assert cls.bounce_tokens == ()  # nothing to look up: no notification of ours is named
+
+
+def test_bounce_tokens_are_the_valid_tokens_a_bounce_names() -> None:
+    """Whom they were sent to decides who may be blocked (rules/loop.py): only our own, genuine Message-IDs count."""
+    cls = _classify((FIXTURES / "exim_mail_delivery_failed.eml").read_bytes())
+    assert cls.bounce_ticket == 7 and len(cls.bounce_tokens) == 1 and cls.bounce_tokens[0].startswith("<e2t.7.")
+    assert _classify(_raw(f"In-Reply-To: {_token(4, 'cccccccccccc')}")).bounce_tokens == ()  # not a bounce
 
 
 def test_success_report_is_automatic_but_no_bounce() -> None:

@@ -9,13 +9,16 @@ append text below the signed part and keep the signature valid), and rsa-sha1 (R
 `policy`: verified, but not acceptable. A DNS failure is `temperror`; it makes the verdict temperror
 only when that signature could have authenticated the sender (its d= aligns) and nothing else did.
 
-Signatures whose d= could align are verified first, so a slow DNS spends its budget on the ones that
+A signature that verifies and aligns authenticates the sender only when its h= covers every header that
+decides (auth/binding.py): otherwise whoever forwards the signed mail can put a Subject: of their own above
+it. Signatures whose d= could align are verified first, so a slow DNS spends its budget on the ones that
 matter. Imported only when a decision depends on the verdict: dkimpy and dnspython take ~110 ms.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import dkim
@@ -25,6 +28,7 @@ from dkim.util import parse_tag_value
 from ..config.model import DnsConfig
 from ..exits import DeliveryError
 from .alignment import Alignment, DmarcRecord, Match, aligned, dmarc_names, match, parse_dmarc, relation
+from .binding import deciding_counts, signed_headers, unsigned_header
 from .dns_budget import DnsTemporaryError, TxtResolver
 from .verdict import Evidence, Verdict
 
@@ -45,8 +49,13 @@ class _Signature:
     tags: dict[bytes, bytes]
 
 
-def verify_dkim(raw: bytes, author: str, mode: Alignment, config: DnsConfig) -> Verdict:
-    """Verify every DKIM signature of `raw` and decide whether one authenticates the From: domain `author`."""
+def verify_dkim(
+    raw: bytes, author: str, mode: Alignment, config: DnsConfig, counts: Mapping[str, int] | None = None
+) -> Verdict:
+    """Verify every DKIM signature of `raw` and decide whether one authenticates the From: domain `author`.
+
+    `counts`: how often each header that decides appears as the rules read it (auth/binding.py); a signature
+    authenticates only when it covers them all. None: as dkimpy's own parser reads the headers."""
     try:
         verifier = dkim.DKIM(raw, logger=_QUIET, minkey=1024)
     except DeliveryError:  # delivery_timeout's alarm: never mistaken for a broken message
@@ -54,6 +63,8 @@ def verify_dkim(raw: bytes, author: str, mode: Alignment, config: DnsConfig) -> 
     except Exception as exc:  # dkimpy's parser on a broken header block
         detail = f"the message could not be read for DKIM verification ({type(exc).__name__}: {exc})"
         return Verdict("fail", "dkim", detail, author, (Evidence("dkim", "permerror", detail),))
+    seen = deciding_counts(name.decode("ascii", "replace") for name, _ in verifier.headers)
+    binding = _Binding(seen if counts is None else counts, seen)
     headers = [value for name, value in verifier.headers if name.lower() == b"dkim-signature"]
     signatures = [_identify(index, value) for index, value in enumerate(headers)]
     resolver = TxtResolver(config)
@@ -64,7 +75,19 @@ def verify_dkim(raw: bytes, author: str, mode: Alignment, config: DnsConfig) -> 
     checked = {s.index: _verify_one(verifier, s, resolver) for s in order}
     for extra in signatures[MAX_SIGNATURES:]:
         checked[extra.index] = _evidence(extra, "policy", f"not verified: more than {MAX_SIGNATURES} signatures")
-    return _decide(signatures, checked, author, mode, resolver)
+    return _decide(signatures, checked, author, mode, resolver, binding)
+
+
+@dataclass(frozen=True)
+class _Binding:
+    """The headers that decide, counted as the rules read them and as dkimpy read them (auth/binding.py)."""
+
+    counts: Mapping[str, int]
+    seen: Mapping[str, int]
+
+    def unsigned(self, sig: _Signature) -> str | None:
+        h_tag = bytes(sig.tags.get(b"h", b"")).decode("ascii", "replace")
+        return unsigned_header(self.counts, signed_headers(h_tag), self.seen, f"d={sig.domain} s={sig.selector}")
 
 
 def _identify(index: int, value: bytes) -> _Signature:
@@ -151,7 +174,12 @@ def _acceptable(verifier: dkim.DKIM, sig: _Signature) -> Evidence:
 
 
 def _decide(
-    signatures: list[_Signature], checked: dict[int, Evidence], author: str, mode: Alignment, resolver: TxtResolver
+    signatures: list[_Signature],
+    checked: dict[int, Evidence],
+    author: str,
+    mode: Alignment,
+    resolver: TxtResolver,
+    binding: _Binding,
 ) -> Verdict:
     how = {s.index: match(s.domain, author) for s in signatures}
     passed = [s for s in signatures if checked[s.index].result == "pass" and how[s.index] != "none"]
@@ -167,7 +195,9 @@ def _decide(
     effective: Alignment = "strict" if dmarc is not None and dmarc.adkim == "strict" else mode
     words = {s.index: _relation(how[s.index], effective, mode, dmarc) for s in signatures}
     evidence = tuple(_with_alignment(checked[s.index], words[s.index]) for s in signatures)
-    winner = next((s for s in passed if aligned(how[s.index], effective)), None)
+    candidates = [s for s in passed if aligned(how[s.index], effective)]
+    unsigned = {s.index: binding.unsigned(s) for s in candidates}
+    winner = next((s for s in candidates if unsigned[s.index] is None), None)
     if winner is not None and (dmarc_error is None or how[winner.index] == "identical"):
         notes += [f"{e.describe()}: does not matter" for e in evidence if e.result == "temperror"]
         reason = (
@@ -182,6 +212,9 @@ def _decide(
         return Verdict("temperror", "dkim", reason, author, evidence, tuple(notes))
     notes += [f"{e.describe()}: cannot authenticate this From:" for e in evidence if e.result == "temperror"]
     reason = f"no DKIM signature both verified and aligned with the From: domain {author}"
+    if candidates:  # one verified and aligned, but leaves out a header that decides
+        first = candidates[0]
+        reason = f"{unsigned[first.index]} (the signature verified and aligns: {words[first.index]})"
     return Verdict("fail", "dkim", reason, author, evidence, tuple(notes))
 
 

@@ -8,11 +8,12 @@ technician's domain passes. A trusted Authentication-Results header reporting an
 submission (`auth=pass smtp.auth=<the From: address>`) is the one piece of evidence about the mailbox.
 
 Three sources, cheapest first (see `offline_verdict`):
-  1. the headers alone: several From: headers or addresses are never authenticated; a message with no
-     DKIM-Signature and no trusted Authentication-Results is unauthenticated at once, without DNS;
+  1. the headers alone: several From: headers or addresses, or a second instance of any header the rules
+     read (auth/binding.py), are never authenticated; a message with no DKIM-Signature and no trusted
+     Authentication-Results is unauthenticated at once, without DNS;
   2. trusted Authentication-Results (auth/authresults.py): the MTA's own verifier already decided;
   3. our own DKIM verification of the raw bytes (auth/dkim.py), which needs DNS and is the only
-     path that imports dkimpy and dnspython.
+     path that imports dkimpy and dnspython; a signature counts only if its h= covers those headers.
 
 This module holds the verdict model and steps 1-2, which are pure; `verify_sender` is the one entry
 to step 3 and is called by the delivery shell only when a decision depends on it.

@@ -2,7 +2,8 @@
 
 The verdict model lives in verdict.py; this module computes one. `offline_verdict` is pure and costs
 no DNS; `verify_sender` is the one entry to our own DKIM verification (dkim.py), which is the only
-path that imports dkimpy and dnspython.
+path that imports dkimpy and dnspython. Either way the verdict covers only headers that appear once
+and, for our own DKIM check, that the signature signed (binding.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .alignment import normalise_domain
+from .binding import deciding_counts, repeated_header
 from .verdict import AuthPolicy, Verdict
 
 if TYPE_CHECKING:
@@ -33,6 +35,11 @@ def author_domain(message: ParsedMessage) -> str:
     return normalise_domain(message.from_addresses[0].rsplit("@", 1)[1])
 
 
+def header_counts(message: ParsedMessage) -> dict[str, int]:
+    """How often each header that decides appears, as the rules read the message (auth/binding.py)."""
+    return deciding_counts(name for name, _ in message.headers)
+
+
 def has_header(message: ParsedMessage, name: str) -> bool:
     wanted = name.lower()
     return any(key.lower() == wanted for key, _ in message.headers)
@@ -48,6 +55,9 @@ def _offline(message: ParsedMessage, policy: AuthPolicy) -> tuple[Verdict | None
     if problem is not None:
         return Verdict("fail", "headers", problem, policy=policy), ()
     domain = author_domain(message)
+    repeated = repeated_header(header_counts(message))
+    if repeated is not None:  # whatever any evidence says, it cannot be about the instance the rules read
+        return Verdict("fail", "headers", repeated, domain, policy=policy), ()
     notes: tuple[str, ...] = ()
     if has_header(message, "authentication-results"):
         from .authresults import verdict_from_results
@@ -68,5 +78,5 @@ def verify_sender(raw: bytes, message: ParsedMessage, policy: AuthPolicy, dns: D
         return verdict
     from .dkim import verify_dkim
 
-    verdict = verify_dkim(raw, author_domain(message), policy.alignment, dns)
+    verdict = verify_dkim(raw, author_domain(message), policy.alignment, dns, header_counts(message))
     return replace(verdict, notes=notes + verdict.notes, policy=policy)

@@ -31,11 +31,25 @@ def signals(ctx: Context) -> Classification:
 
 
 def suppressible(ctx: Context, facts: Facts) -> tuple[str, ...]:
-    """Only a participant of the linked ticket is blocked: a report cannot silence an arbitrary address."""
+    """Only the recipient of the notification the report names, and only while a participant of the linked ticket
+    (its requester, technician or a Cc participant), is blocked: a report cannot silence an arbitrary address, nor
+    (quoting an acknowledgement its forger received, with another failed recipient) the ticket's technician."""
     report = required(signals(ctx).bounce, "a bounce report")
     ticket = required(facts.ticket, "the ticket the bounce names")
-    participants = {ticket.requester, ticket.technician}
-    return tuple(address for address in report.recipients if address in participants)
+    participants = {ticket.requester, ticket.technician, *facts.participants}
+    return tuple(address for address in report.recipients if address in participants and address in facts.notified)
+
+
+def not_suppressible(ctx: Context, facts: Facts) -> str:
+    """Why a permanent failure blocks nobody: the failed recipient is not whom the notification went to, or not a
+    participant of the ticket."""
+    report = required(signals(ctx).bounce, "a bounce report")
+    failed = ", ".join(report.recipients[:5]) or "no readable recipient"
+    if not facts.notified:
+        return f"no notification of ours was sent with the Message-ID the report names, so it cannot be about {failed}"
+    if not facts.notified.intersection(report.recipients):
+        return f"the notification the report names went to {', '.join(sorted(facts.notified))}, not to {failed}"
+    return "no failed recipient is a participant of the ticket"
 
 
 @rule(
@@ -80,7 +94,11 @@ def bounce_linked(ctx: Context, facts: Facts, found: Found) -> Finding:
     return hit(f"the report answers our notification for ticket #{ticket}")
 
 
-@rule("hard-bounce", "a permanent (5.x.x) failure: the ticket's participant that failed is not notified again")
+@rule(
+    "hard-bounce",
+    "a permanent (5.x.x) failure: the ticket's participant that failed, if the notification the report names went "
+    "to them, is not notified again",
+)
 def hard_bounce(ctx: Context, facts: Facts, found: Found) -> Finding:
     """A permanent failure blocks the address; one the MTA gave up on after 4.x.x retries does not: the
     mailbox may well be fine (a receiving server down for days), and blocking it is for good."""
@@ -89,7 +107,7 @@ def hard_bounce(ctx: Context, facts: Facts, found: Found) -> Finding:
         return miss(f"the MTA gave up after temporary failures ({status}): noted, nobody is blocked")
     participants = suppressible(ctx, facts)
     if not participants:
-        return miss("no failed recipient is a participant of the ticket: nobody is blocked")
+        return miss(f"{not_suppressible(ctx, facts)}: nobody is blocked")
     return hit(f"a permanent failure: no more notifications to {', '.join(participants)}")
 
 

@@ -27,6 +27,7 @@ Decisions:
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from ..config.rule_settings import RuleSettings
 from ..mail.envelope import Envelope
 from ..mail.message import ParsedMessage
 from .bounce import BounceReport, detect_bounce, system_sender
+from .lazy_patterns import LazyPattern, literal_heads, may_start
 from .tokens import (
     LOOP_HEADER,
     Keyring,
@@ -92,14 +94,21 @@ _SENTENCES = (
     r"ich bin (?:derzeit |zurzeit |momentan )?(?:nicht im büro|außer haus|abwesend)\b",
     r"je suis (?:actuellement )?absente?\b",
     r"estoy fuera de (?:la )?oficina\b",
-    # Lotus Notes: "Jane Doe is out of the office.", "Max Muster ist außer Haus."
-    r"[^:]{1,80}? (?:is (?:currently )?out of (?:the )?office|ist (?:nicht im büro|außer haus))\.?$",
 )
+# Lotus Notes: "Jane Doe is out of the office.", "Max Muster ist außer Haus." It ends the subject, so the gate
+# below looks at the end: _NAME_IS_AWAY_ENDS are its ASCII endings (keep them in step).
+_NAME_IS_AWAY = r"[^:]{1,80}? (?:is (?:currently )?out of (?:the )?office|ist (?:nicht im büro|außer haus))\.?$"
+_NAME_IS_AWAY_ENDS = ("office", "haus")
+_OPENERS = "[【("
 # One pattern, not one per phrase: compiling ~30 case-insensitive patterns cost 8 ms of every delivery's
-# start-up, the alternation costs about 1 ms.
-OUT_OF_OFFICE_SUBJECT = re.compile(
-    rf"^(?:[\[【(]?\s*(?:{'|'.join(_PHRASES)})\s*(?:[:：\]】)]|[.!。]*$)|{'|'.join(_SENTENCES)})", re.I
+# start-up, the alternation costs about 1 ms; and it is compiled only for a subject that may match
+# (_may_be_out_of_office, signals/lazy_patterns.py).
+OUT_OF_OFFICE_SUBJECT = LazyPattern(
+    rf"^(?:[\[【(]?\s*(?:{'|'.join(_PHRASES)})\s*(?:[:：\]】)]|[.!。]*$)|{'|'.join((*_SENTENCES, _NAME_IS_AWAY))})",
+    re.I,
 )
+_PHRASE_HEADS = literal_heads(_PHRASES)
+_SENTENCE_HEADS = literal_heads(_SENTENCES)
 
 
 @dataclass(frozen=True)
@@ -124,6 +133,9 @@ class Classification:
     spam: Signal | None = None  # a trusted spam header (settings.spam_headers) matched
     token_tickets: tuple[int, ...] = ()  # tickets of valid tokens in In-Reply-To, then References newest first
     bounce_ticket: int | None = None  # ticket of a valid token among bounce.original_message_ids
+    # A bounce: the Message-IDs of ours (valid tokens) it names, in its report, then its In-Reply-To/References.
+    # Whom those notifications went to is the store's to say, and only that recipient may be blocked (rules/loop.py).
+    bounce_tokens: tuple[str, ...] = ()
 
     @property
     def bounce_link(self) -> int | None:
@@ -181,7 +193,19 @@ def classify(
         spam=_spam(message, settings.spam_headers),
         token_tickets=tickets_from_message_ids((*message.in_reply_to, *reversed(message.references)), keyring),
         bounce_ticket=next(iter(tickets_from_message_ids(originals, keyring)), None),
+        bounce_tokens=_our_message_ids((*originals, *message.in_reply_to, *message.references), keyring)
+        if bounce is not None
+        else (),
     )
+
+
+MAX_BOUNCE_TOKENS = 16  # a report names one notification; a hostile one naming thousands costs a bounded lookup
+
+
+def _our_message_ids(message_ids: tuple[str, ...], keyring: Keyring | None) -> tuple[str, ...]:
+    """The Message-IDs among `message_ids` that are valid tokens of ours, without repeats, at most MAX_BOUNCE_TOKENS."""
+    ours = (mid for mid in dict.fromkeys(message_ids) if ticket_from_message_id(mid, keyring) is not None)
+    return tuple(itertools.islice(ours, MAX_BOUNCE_TOKENS))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -244,9 +268,21 @@ def _mailer_daemon(mail: _Mail) -> Signal | None:
 
 def _out_of_office_subject(mail: _Mail) -> Signal | None:
     subject = " ".join(mail.message.subject[:1000].split())
-    if OUT_OF_OFFICE_SUBJECT.match(subject):
+    if _may_be_out_of_office(subject) and OUT_OF_OFFICE_SUBJECT.match(subject):
         return Signal("out-of-office-subject", f"Subject: {_short(subject)}")
     return None
+
+
+def _may_be_out_of_office(subject: str) -> bool:
+    """False only when OUT_OF_OFFICE_SUBJECT cannot match: no phrase (after an opening bracket and spaces) or
+    sentence starts the subject, and it does not end as _NAME_IS_AWAY must."""
+    opened = subject[1:].lstrip() if subject[:1] in _OPENERS else ""
+    if may_start(subject.lstrip(), _PHRASE_HEADS) or may_start(opened, _PHRASE_HEADS):
+        return True
+    if may_start(subject, _SENTENCE_HEADS):
+        return True
+    end = (subject[:-1] if subject.endswith(".") else subject)[-6:]
+    return not end.isascii() or end.lower().endswith(_NAME_IS_AWAY_ENDS)
 
 
 def _foreign_loop_header(mail: _Mail) -> Signal | None:
