@@ -7,6 +7,8 @@ Databases
   database_url   function, parametrized [sqlite, postgresql]: URL of a fresh empty database
   sqlite_url     function: fresh SQLite URL only
   postgres_url   function: fresh PostgreSQL URL only
+  start_pgbouncer function: start_pgbouncer(**PgBouncer options) -> a running PgBouncer in transaction
+                 pooling mode in front of pg_server (tests/support/servers/pgbouncer.py), stopped afterwards
 
 Executables (tests/support/run.py)
   run_deliver    function: run bin/email2ticket-deliver -> Result
@@ -43,12 +45,13 @@ from support.desk import Desk, MakeDesk
 from support.executables import ADMIN, DELIVER
 from support.run import Runner
 from support.servers.delivery_service import ServiceProcess, StartService
+from support.servers.pgbouncer import PgBouncer, find_pgbouncer
 from support.servers.pgserver import PgServer, find_pg_bindir
 
 # Fixture modules, registered (not imported) so that pytest rewrites their asserts.
 pytest_plugins = ["support.servers.smtpsink", "support.mta.fixtures"]
 
-_PG_FIXTURES = frozenset({"pg_server", "pg_admin", "postgres_url"})
+_PG_FIXTURES = frozenset({"pg_server", "pg_admin", "postgres_url", "start_pgbouncer"})
 
 
 def _in_ci() -> bool:
@@ -143,6 +146,28 @@ def postgres_url(pg_server: PgServer) -> Iterator[str]:
     """``postgresql+psycopg://postgres@127.0.0.1:<port>/e2t_<n>``: a fresh empty database."""
     yield _new_postgres_url(pg_server)
     _ensure_running(pg_server)
+
+
+@pytest.fixture
+def start_pgbouncer(pg_server: PgServer) -> Iterator[Any]:
+    """``start_pgbouncer(pool_size=2, settings=None) -> PgBouncer`` in front of pg_server, running;
+    every one is stopped and its directory deleted after the test. Skips (fails under CI) without Debian's pgbouncer."""
+    if find_pgbouncer() is None:
+        reason = "pgbouncer not found: install Debian's 'pgbouncer' package (scripts/test does this when run as root)"
+        if _in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    started: list[PgBouncer] = []
+
+    def start(**options: Any) -> PgBouncer:
+        _ensure_running(pg_server)
+        bouncer = PgBouncer(pg_server, **options)
+        started.append(bouncer)
+        return bouncer.start()
+
+    yield start
+    for bouncer in started:
+        bouncer.close()
 
 
 # --------------------------------------------------------------------------

@@ -33,11 +33,17 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         if value is not None and not 1 <= value <= 64:
             raise ConfigurationError(f"--{name} must be from 1 to 64")
     if args.lmtp:
-        from ..config.load import check_lmtp_tcp, parse_listen_address
+        from ..config.service import check_lmtp_tcp, parse_listen_address
 
         try:
             parse_listen_address(args.lmtp)
         except ValueError as exc:
             raise ConfigurationError(f"--lmtp: {exc}") from exc
         check_lmtp_tcp(args.lmtp, config.service.lmtp_allow_tcp, "--lmtp")
-    return serve(config, socket_path=args.socket, lmtp=args.lmtp, workers=args.workers, threads=args.threads)
+
+    def load() -> Config:  # SIGHUP: the configuration as this command line found it, read again
+        from ..config.load import load_config
+
+        return load_config(args.config, database_url=args.database_url)
+
+    return serve(config, socket_path=args.socket, lmtp=args.lmtp, workers=args.workers, threads=args.threads, load=load)

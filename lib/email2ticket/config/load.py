@@ -11,7 +11,6 @@ from ..exits import ConfigurationError
 from .model import (
     CONFIG_ENV,
     DATABASE_URL_ENV,
-    FALLBACKS,
     LOG_TARGETS,
     NOTIFY_METHODS,
     NULL_SENDER,
@@ -21,9 +20,9 @@ from .model import (
     Limits,
     LoggingConfig,
     NotificationsConfig,
-    ServiceConfig,
 )
-from .syntax import addr_spec, is_domain, is_header_token, is_octal_mode
+from .service import service_from_mapping
+from .syntax import addr_spec, is_domain, is_header_token, refuse_unknown
 
 
 def find_config_file(explicit: str | None, environ: dict[str, str] | os._Environ[str]) -> Path | None:
@@ -70,10 +69,10 @@ def config_from_mapping(data: dict[str, Any], *, source: str | None = None) -> C
     """Validate a parsed TOML document into a Config; unknown keys and wrong types are errors."""
     known = {"database_url", "max_message_bytes", "delivery_timeout", "max_attempts"}
     known |= {"logging", "dns", "service", "notifications", "limits"}
-    _refuse_unknown(data, known, "")
+    refuse_unknown(data, known, "")
     logging = _logging_from_mapping(data.get("logging", {}))
     dns = _dns_from_mapping(data.get("dns", {}))
-    service = _service_from_mapping(data.get("service", {}))
+    service = service_from_mapping(data.get("service", {}))
     notifications = _notifications_from_mapping(data.get("notifications", {}))
     limits = _limits_from_mapping(data.get("limits", {}))
     url = data.get("database_url")
@@ -106,7 +105,7 @@ def _limits_from_mapping(data: Any) -> Limits:
     if not isinstance(data, dict):
         raise ConfigurationError("[limits] must be a table")
     names = {f.name for f in fields(Limits)}
-    _refuse_unknown(data, names, "limits.")
+    refuse_unknown(data, names, "limits.")
     for name, value in data.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigurationError(f"limits.{name} must be a positive integer")
@@ -116,7 +115,7 @@ def _limits_from_mapping(data: Any) -> Limits:
 def _logging_from_mapping(data: Any) -> LoggingConfig:
     if not isinstance(data, dict):
         raise ConfigurationError("[logging] must be a table")
-    _refuse_unknown(data, {"target", "file", "facility"}, "logging.")
+    refuse_unknown(data, {"target", "file", "facility"}, "logging.")
     target = data.get("target", "auto")
     if target not in LOG_TARGETS:
         raise ConfigurationError(f"logging.target must be one of {', '.join(LOG_TARGETS)}")
@@ -134,7 +133,7 @@ def _logging_from_mapping(data: Any) -> LoggingConfig:
 def _dns_from_mapping(data: Any) -> DnsConfig:
     if not isinstance(data, dict):
         raise ConfigurationError("[dns] must be a table")
-    _refuse_unknown(data, {"resolvers", "time_budget"}, "dns.")
+    refuse_unknown(data, {"resolvers", "time_budget"}, "dns.")
     resolvers = data.get("resolvers", [])
     if not isinstance(resolvers, list) or not all(isinstance(r, str) for r in resolvers):
         raise ConfigurationError('dns.resolvers must be a list of addresses such as ["127.0.0.1", "[::1]:53"]')
@@ -174,62 +173,6 @@ def parse_resolver(text: str) -> tuple[str, int]:
     return host, port
 
 
-def _service_from_mapping(data: Any) -> ServiceConfig:
-    if not isinstance(data, dict):
-        raise ConfigurationError("[service] must be a table")
-    known = {"socket", "socket_mode", "socket_group", "lmtp", "lmtp_allow_tcp", "user", "fallback"}
-    _refuse_unknown(data, known | {"workers", "threads"}, "service.")
-    socket = data.get("socket")
-    if socket is not None and (not isinstance(socket, str) or not socket.startswith("/")):
-        raise ConfigurationError("service.socket must be an absolute path such as /run/email2ticket/deliver.sock")
-    mode = data.get("socket_mode", "0660")
-    if not isinstance(mode, str) or not is_octal_mode(mode):
-        raise ConfigurationError('service.socket_mode must be an octal string such as "0660"')
-    if int(mode, 8) & 0o007:
-        raise ConfigurationError(
-            f'service.socket_mode "{mode}" gives other users access to the service\'s sockets: use "0660" with '
-            'service.socket_group naming the MTA\'s group (or "0600")'
-        )
-    group = data.get("socket_group")
-    if group is not None and (not isinstance(group, str) or not group):
-        raise ConfigurationError("service.socket_group must be a group name")
-    allow_tcp = data.get("lmtp_allow_tcp", False)
-    if not isinstance(allow_tcp, bool):
-        raise ConfigurationError("service.lmtp_allow_tcp must be true or false")
-    lmtp = data.get("lmtp")
-    if lmtp is not None:
-        if not isinstance(lmtp, str):
-            raise ConfigurationError('service.lmtp must be "unix:/path" or "127.0.0.1:PORT"')
-        try:
-            parse_listen_address(lmtp)
-        except ValueError as exc:
-            raise ConfigurationError(f"service.lmtp: {exc}") from exc
-        check_lmtp_tcp(lmtp, allow_tcp, "service.lmtp")
-    user = data.get("user")
-    if user is not None and (not isinstance(user, str) or not user.strip() or any(c.isspace() for c in user)):
-        raise ConfigurationError("service.user must be a user name (the user the service runs as)")
-    fallback = data.get("fallback", "standalone")
-    if fallback not in FALLBACKS:
-        raise ConfigurationError(f"service.fallback must be one of {', '.join(FALLBACKS)}")
-    counts: dict[str, int] = {}
-    for key, default in (("workers", ServiceConfig.workers), ("threads", ServiceConfig.threads)):
-        value = data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
-            raise ConfigurationError(f"service.{key} must be an integer from 1 to 64")
-        counts[key] = value
-    return ServiceConfig(
-        socket=socket,
-        socket_mode=int(mode, 8),
-        socket_group=group,
-        lmtp=lmtp,
-        lmtp_allow_tcp=allow_tcp,
-        user=user,
-        fallback=fallback,
-        workers=counts["workers"],
-        threads=counts["threads"],
-    )
-
-
 _NOTIFICATIONS_KEYS = {
     "from_address",
     "method",
@@ -249,7 +192,7 @@ _NOTIFICATIONS_KEYS = {
 def _notifications_from_mapping(data: Any) -> NotificationsConfig:
     if not isinstance(data, dict):
         raise ConfigurationError("[notifications] must be a table")
-    _refuse_unknown(data, _NOTIFICATIONS_KEYS, "notifications.")
+    refuse_unknown(data, _NOTIFICATIONS_KEYS, "notifications.")
     from_address = _optional_text(data, "from_address")
     if from_address is not None and addr_spec(from_address) is None:
         raise ConfigurationError(
@@ -308,47 +251,3 @@ def _absolute_path(data: dict[str, Any], key: str) -> str | None:
     if value is not None and not value.startswith(("/", "~")):
         raise ConfigurationError(f"notifications.{key} must be an absolute path (or start with ~/)")
     return value
-
-
-def parse_listen_address(text: str) -> tuple[str, str | int]:
-    """'unix:/path' -> ("unix", path); '127.0.0.1:24' or '[::1]:24' -> (host, port); ValueError otherwise.
-
-    TCP is refused on anything but loopback: LMTP has no authentication, so whoever reaches the port
-    could open tickets in anyone's name.
-    """
-    import ipaddress
-
-    if text.startswith("unix:"):
-        path = text[len("unix:") :]
-        if not path.startswith("/"):
-            raise ValueError(f"{text!r}: the socket path must be absolute (unix:/run/email2ticket/lmtp.sock)")
-        return "unix", path
-    host, sep, port_text = text.rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"{text!r} is not unix:/PATH, HOST:PORT or [IPv6]:PORT")
-    if host != "localhost":
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            raise ValueError(f"{text!r}: the host must be a loopback address such as 127.0.0.1") from None
-        if not loopback:
-            raise ValueError(f"{text!r}: LMTP listens on loopback only (it has no authentication)")
-    return host, int(port_text)
-
-
-def check_lmtp_tcp(address: str, allow_tcp: bool, name: str) -> None:
-    """A TCP address for LMTP only with service.lmtp_allow_tcp: every local user can connect to a loopback
-    port and deliver mail in anyone's name, where a Unix socket lets only its owner and group in."""
-    if not address.startswith("unix:") and not allow_tcp:
-        raise ConfigurationError(
-            f"{name} {address!r} is a TCP port, where every local user can connect and deliver mail in anyone's "
-            "name: use unix:/path, or set service.lmtp_allow_tcp = true to accept that (Authentication-Results "
-            "headers are then never trusted on it)"
-        )
-
-
-def _refuse_unknown(data: dict[str, Any], known: set[str], prefix: str) -> None:
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigurationError(f"unknown setting {prefix}{unknown[0]} (known: {', '.join(sorted(known))})")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from ..exits import ConfigurationError
+
 
 def addr_spec(text: str) -> str | None:
     """The one ASCII addr-spec with a domain in an address ("Name <a@b.example>" or "a@b.example"), or None."""
@@ -34,3 +38,8 @@ def is_octal_mode(text: str) -> bool:
     return 1 <= len(text) <= 4 and all(c in "01234567" for c in text)
 
 
+def refuse_unknown(data: dict[str, Any], known: set[str], prefix: str) -> None:
+    """A misspelt setting is an error, not silently a default: name the first unknown key and the known ones."""
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigurationError(f"unknown setting {prefix}{unknown[0]} (known: {', '.join(sorted(known))})")

@@ -3,8 +3,9 @@
 The checks follow a message's path: the configuration file, the database (reachable, schema at this
 code's revision), the pipe user's access (can it run this interpreter, read the configuration, write
 the SQLite database, its directory and the log file), where the delivery log goes (ops/checks.py), the
-Postfix wiring when given the Postfix configuration directory (ops/postfix.py: the pipe, thin-client or
-LMTP service, main.cf limits, the transport table), and the quarantine (empty, or an admin must look).
+resident service's sockets when one is configured (ops/service_check.py), the Postfix wiring when given
+the Postfix configuration directory (ops/postfix.py: the pipe, thin-client or LMTP service, main.cf
+limits, the transport table), and the quarantine (empty, or an admin must look).
 Nothing here writes anything: doctor is safe to run on a live system.
 """
 
@@ -23,6 +24,7 @@ from ..exits import DeliveryError
 from .checks import Check, logging_check
 from .postfix import postfix_checks
 from .privacy import privacy_checks
+from .service_check import service_checks
 
 if TYPE_CHECKING:
     from ..config.model import Config
@@ -57,6 +59,7 @@ def run_checks(
     checks.append(logging_check(config, user))
     checks += privacy_checks(config, user)
     checks += notification_checks(config, user)
+    checks += service_checks(config)
     if postfix_dir:
         checks += postfix_checks(Path(postfix_dir), config)
     if all(c.ok for c in database):

@@ -8,6 +8,9 @@ Whoever can connect may send anything, so every read is bounded: a request of at
 chunk headers of hex digits only announcing at most MAX_CHUNK bytes, and at most max_message_bytes of
 message (plus one chunk): past that the rest is not read, and the message gets the pipe's 65 `5.3.4`.
 Malformed framing closes the connection with one line in the service's log.
+
+`E2T1 PING` instead of a request is answered `PONG <pid>` and nothing else: `email2ticket doctor`
+(ops/service_check.py) asks it to see that a service answers on the socket without delivering anything.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from .client import FORWARDED_ENV, MAX_CHUNK, MAX_REQUEST, PROTOCOL
 if TYPE_CHECKING:
     import argparse
 
+    from ..config.model import Config
     from .worker import Deliverer, Lifecycle
 
 REQUEST_TIMEOUT = 10.0  # a connected pipe client sends its request at once
 HEADER_LINE = 32  # "E2T1 <length>\n" and "<hex length>\n" are far shorter
+PING = b"PING"  # in place of the request's length: doctor's "are you there?" (ops/service_check.py)
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 
 
@@ -62,8 +67,12 @@ class PipeServer:
     def __init__(self, deliverer: Deliverer, lifecycle: Lifecycle) -> None:
         self.deliverer = deliverer
         self.lifecycle = lifecycle
-        self.config = deliverer.config
         self.parser = build_parser()  # argparse parsers are reusable; building one costs more than parsing
+
+    @property
+    def config(self) -> Config:
+        """The deliverer's, which a reload replaces (service/reload.py)."""
+        return self.deliverer.config
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -78,7 +87,12 @@ class PipeServer:
             writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        argv, environ = await asyncio.wait_for(_read_request(reader), REQUEST_TIMEOUT)
+        request_items = await asyncio.wait_for(_read_request(reader), REQUEST_TIMEOUT)
+        if request_items is None:
+            writer.write(b"PONG %d\n" % os.getpid())
+            await writer.drain()
+            return
+        argv, environ = request_items
         try:
             request = PipeRequest(self.parser.parse_args(argv), environ)
             refusal = self.refusal(request)
@@ -124,9 +138,12 @@ async def _read_line(reader: asyncio.StreamReader, what: str) -> bytes:
     return line[:-1]
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[list[str], dict[str, str]]:
+async def _read_request(reader: asyncio.StreamReader) -> tuple[list[str], dict[str, str]] | None:
+    """The request's argv and forwarded environment; None for a ping."""
     line = await _read_line(reader, "request")
     magic, _, length = line.partition(b" ")
+    if magic == PROTOCOL and length == PING:
+        return None
     if magic != PROTOCOL or not length.isdigit():
         raise ProtocolError(f"unexpected greeting {line[:40]!r}")
     if int(length) > MAX_REQUEST:

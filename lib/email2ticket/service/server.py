@@ -8,6 +8,10 @@ throughput) and replaces any that dies. Should that supervising process die itse
 (SIGKILL, the OOM killer), the kernel sends its workers SIGTERM and they drain and exit: orphans would
 go on serving, and a new `serve` would refuse to start beside them.
 
+SIGHUP reloads the configuration file without closing anything (service/reload.py); the supervising
+process passes it on to its workers. With `[service] metrics`, Prometheus metrics are served on a loopback
+address by the first process, adding up the workers' (service/metrics.py).
+
 Shutdown (SIGTERM or SIGINT) is graceful: the socket files are removed and nothing new is accepted,
 so new pipe deliveries fall back as configured; LMTP sessions get 451 for a new transaction; every
 message already handed over is delivered and answered, within delivery_timeout; then the process
@@ -26,16 +30,19 @@ import socket
 import stat
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from ..config.load import parse_listen_address
 from ..config.model import ServiceConfig
+from ..config.service import parse_listen_address
 from ..exits import ConfigurationError
 from ..store.engine import redact
+from .reload import Hangup, Reloader
 
 if TYPE_CHECKING:
     from ..config.model import Config
+    from .metrics import MetricsServer
 
 BACKLOG = 1024  # a burst of pipe deliveries waits in the kernel, not in a connect error
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
@@ -59,8 +66,11 @@ def serve(
     lmtp: str | None = None,
     workers: int | None = None,
     threads: int | None = None,
+    load: Callable[[], Config] | None = None,
 ) -> int:
-    """Run the service until SIGTERM/SIGINT; the arguments override the configuration's [service]."""
+    """Run the service until SIGTERM/SIGINT; the arguments override the configuration's [service]. On SIGHUP,
+    `load` (default: the same file again) gives the configuration to reload."""
+    started = config
     service = config.service
     service = replace(
         service,
@@ -72,10 +82,18 @@ def serve(
     if not service.socket and not service.lmtp:
         raise ConfigurationError("nothing to serve: set [service] socket and/or lmtp (or --socket / --lmtp)")
     config = replace(config, service=service)
+    reloader = Reloader(load or (lambda: _load_again(started)), started, config)
+    signal.signal(signal.SIGHUP, Hangup.remember)  # never the default (the end of the process), never lost
     _check_database(config)
     listeners = bind(service)
+    metrics: MetricsServer | None = None
     try:
+        if service.metrics:
+            from .metrics import MetricsServer
+
+            metrics = MetricsServer(config)  # before any fork: the workers inherit where to write their values
         where = ", ".join(f"{listener.kind} on {listener.where}" for listener in listeners)
+        where += f", metrics on http://{metrics.where}/metrics" if metrics else ""
         print(
             f"email2ticket serve: {where}; database {redact(config.resolved_database_url())}; "
             f"{service.workers} process(es) x {service.threads} thread(s)",
@@ -83,10 +101,19 @@ def serve(
             flush=True,
         )
         if service.workers == 1:
-            return _run_worker(config, listeners, notify=True)
-        return _supervise(config, listeners)
+            return _run_worker(reloader, listeners, notify=True)
+        return _supervise(reloader, listeners, metrics)
     finally:
         _close(listeners)
+        if metrics is not None:
+            metrics.close()
+
+
+def _load_again(started: Config) -> Config:
+    """The configuration file the service started with, read again (the database stays the running one)."""
+    from ..config.load import load_config
+
+    return load_config(started.source, database_url=started.database_url) if started.source else started
 
 
 def _check_database(config: Config) -> None:
@@ -213,10 +240,16 @@ def _unlink(listeners: list[Listener]) -> None:
                 os.unlink(listener.path)
 
 
-def _supervise(config: Config, listeners: list[Listener]) -> int:
-    """Fork the workers, replace any that dies, and stop them all on SIGTERM/SIGINT."""
+def _supervise(reloader: Reloader, listeners: list[Listener], metrics: MetricsServer | None) -> int:
+    """Fork the workers, replace any that dies, pass SIGHUP on, and stop them all on SIGTERM/SIGINT."""
     children: set[int] = set()
     stopping = False
+
+    def reload(_signum: int, _frame: object) -> None:
+        reloader.reload()  # for the workers forked from now on; each running one reloads by itself
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
 
     def stop(_signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -236,8 +269,10 @@ def _supervise(config: Config, listeners: list[Listener]) -> int:
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                Hangup.pending = False  # the supervisor's: it reloads itself, and then forwards the signal
+                signal.signal(signal.SIGHUP, Hangup.remember)  # until its event loop takes it over
                 _die_with(supervisor)
-                code = _run_worker(config, listeners, notify=False)
+                code = _run_worker(reloader, listeners, notify=False)
             finally:
                 sys.stderr.flush()
                 os._exit(code)
@@ -245,12 +280,18 @@ def _supervise(config: Config, listeners: list[Listener]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for _ in range(config.service.workers):
+    signal.signal(signal.SIGHUP, reload)
+    if Hangup.pending:  # one came while it started
+        Hangup.pending = False
+        reload(signal.SIGHUP, None)
+    for _ in range(reloader.running.service.workers):
         spawn()
     _notify(b"READY=1")
     while children:
         pid, status = os.wait()
         children.discard(pid)
+        if metrics is not None:
+            metrics.process_ended(pid)
         if not stopping:
             print(f"email2ticket serve: worker {pid} ended ({_describe_status(status)}); replacing it", file=sys.stderr)
             time.sleep(RESPAWN_DELAY)
@@ -279,31 +320,46 @@ def _describe_status(status: int) -> str:
     return f"exit status {os.waitstatus_to_exitcode(status)}"
 
 
-def _run_worker(config: Config, listeners: list[Listener], *, notify: bool) -> int:
+def _run_worker(reloader: Reloader, listeners: list[Listener], *, notify: bool) -> int:
     try:
-        return asyncio.run(_worker(config, listeners, notify=notify))
+        return asyncio.run(_worker(reloader, listeners, notify=notify))
     finally:  # asyncio restored the default dispositions: a repeated SIGTERM must not kill the clean-up
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
 
 
-async def _worker(config: Config, listeners: list[Listener], *, notify: bool) -> int:
+async def _worker(reloader: Reloader, listeners: list[Listener], *, notify: bool) -> int:
     """One process's event loop: accept on every listener until told to stop, then drain."""
     from .lmtp import LmtpHandler
     from .pipe import PipeServer
     from .worker import GRACE, Deliverer, Lifecycle
 
+    config = reloader.running
     loop = asyncio.get_running_loop()
-    lifecycle = Lifecycle()
-    deliverer = Deliverer(config)
+    metrics = None
+    if config.service.metrics:
+        from .metrics import Metrics
+
+        metrics = Metrics()
+    lifecycle = Lifecycle(metrics.in_flight if metrics else None)
+    deliverer = Deliverer(config, metrics)
     lmtp = LmtpHandler(deliverer, lifecycle)
     stopped = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
+    who = "email2ticket serve" if notify else f"email2ticket serve: worker {os.getpid()}"
+
+    def hangup() -> None:
+        Hangup.pending = False
+        deliverer.reconfigure(reloader.reload(who))
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
+    if Hangup.pending:  # one came while this process started
+        loop.call_soon(hangup)
     servers: list[asyncio.AbstractServer] = []
 
-    def factory() -> asyncio.Protocol:
-        return lmtp.protocol(loop, max_message_bytes=config.max_message_bytes)
+    def factory() -> asyncio.Protocol:  # a new LMTP session: the configuration as it is now
+        return lmtp.protocol(loop, max_message_bytes=deliverer.config.max_message_bytes)
 
     for listener in listeners:
         if listener.kind == "pipe":
@@ -317,14 +373,14 @@ async def _worker(config: Config, listeners: list[Listener], *, notify: bool) ->
         _notify(b"READY=1")
     await stopped.wait()
     lifecycle.draining = True
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(signum, lambda: None)  # already draining
     for server in servers:
         server.close()  # stops accepting and closes this process's listening sockets
     if notify:
         _notify(b"STOPPING=1")
         _unlink(listeners)
-    if not await lifecycle.wait_idle(config.delivery_timeout + GRACE):
+    if not await lifecycle.wait_idle(deliverer.config.delivery_timeout + GRACE):
         print("email2ticket serve: deliveries still running at shutdown; their mail is retried", file=sys.stderr)
     lmtp.close_sessions()
     deliverer.close()

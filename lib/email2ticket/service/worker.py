@@ -30,6 +30,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -43,9 +44,11 @@ from ..store.delivery import DeliveryStore, DeliveryTransaction
 from .sender import Sender
 
 if TYPE_CHECKING:
+    from prometheus_client import Gauge
     from sqlalchemy.engine import Connection
 
     from ..config.model import Config
+    from .metrics import Metrics
 
 # How long past delivery_timeout a delivery may take to roll back before the service answers 75
 # without it (a thread stuck outside the database). Should it commit after all, the MTA's retry is
@@ -167,15 +170,15 @@ class ServiceStore(DeliveryStore):
         return connection
 
     @contextlib.contextmanager
-    def transaction(self, *, commit: bool = True) -> Iterator[DeliveryTransaction]:
+    def transaction(self, *, commit: bool = True, sender: str | None = None) -> Iterator[DeliveryTransaction]:
         deadline: Deadline | None = getattr(_current, "deadline", None)
         if deadline is None:
-            with super().transaction(commit=commit) as tx:
+            with super().transaction(commit=commit, sender=sender) as tx:
                 yield tx
             return
         deadline.check()
         try:
-            with super().transaction(commit=commit) as tx:
+            with super().transaction(commit=commit, sender=sender) as tx:
                 deadline.check()
                 yield tx
                 # The last moment to roll back instead of committing.
@@ -189,23 +192,35 @@ class ServiceStore(DeliveryStore):
 
 
 class Deliverer:
-    """Runs deliveries for the service: worker threads, one pooled store, a deadline per message."""
+    """Runs deliveries for the service: worker threads, one pooled store, a deadline per message.
 
-    def __init__(self, config: Config) -> None:
+    `config` may be replaced while the service runs (a reload, service/reload.py): each delivery reads it once,
+    at its start, and runs to its end with that one."""
+
+    def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
         self.config = config
+        self.metrics = metrics  # service/metrics.py, when [service] metrics is on
         threads = config.service.threads
         self.store = ServiceStore(config.resolved_database_url(), lock_timeout=config.lock_timeout, pool_size=threads)
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="delivery")
         self.sender = Sender(config)  # outgoing mail has threads and connections of its own (service/sender.py)
+
+    def reconfigure(self, config: Config) -> None:
+        """Run the next deliveries, and send the next notifications, with `config` (a reload)."""
+        self.config = config
+        self.sender.config = config
 
     async def deliver(
         self, raw: bytes, envelope: Envelope, *, dry_run: bool = False, want_json: bool = False
     ) -> Answer:
         """Deliver one message in a worker thread; never raises for the message's sake."""
         loop = asyncio.get_running_loop()
-        deadline = Deadline(self.config.delivery_timeout)
+        started = time.monotonic()
+        config = self.config
+        deadline = Deadline(config.delivery_timeout)
         timer = loop.call_later(deadline.seconds, deadline.expire)
-        future = loop.run_in_executor(self.executor, self._work, deadline, raw, envelope, dry_run, want_json)
+        work = (config, started, deadline, raw, envelope, dry_run, want_json)
+        future = loop.run_in_executor(self.executor, self._work, *work)
         try:
             done, _pending = await asyncio.wait({future}, timeout=deadline.seconds + GRACE)
         finally:
@@ -213,15 +228,27 @@ class Deliverer:
         if future in done:
             return future.result()
         print(f"email2ticket serve: a delivery is stuck past delivery_timeout + {GRACE:g} s", file=sys.stderr)
-        return answer(Result(envelope, error=deadline.error()), want_json=want_json)
+        stuck = Result(envelope, error=deadline.error(), dry_run=dry_run)
+        if self.metrics is not None:
+            self.metrics.delivered(stuck, started)
+        return answer(stuck, want_json=want_json)
 
-    def _work(self, deadline: Deadline, raw: bytes, envelope: Envelope, dry_run: bool, want_json: bool) -> Answer:
+    def _work(
+        self,
+        config: Config,
+        started: float,
+        deadline: Deadline,
+        raw: bytes,
+        envelope: Envelope,
+        dry_run: bool,
+        want_json: bool,
+    ) -> Answer:
         """In a worker thread: the delivery layer, with this thread's Deadline instead of the pipe's SIGALRM."""
         _current.deadline = deadline
         deadline.thread = threading.get_ident()
         try:
             deadline.check()  # it may have waited for a free thread for all its time
-            result = deliver_message(raw, envelope, self.store, self.config, dry_run=dry_run)
+            result = deliver_message(raw, envelope, self.store, config, dry_run=dry_run)
         except DeliveryError as exc:
             result = Result(envelope, error=exc, dry_run=dry_run)
         finally:
@@ -230,7 +257,9 @@ class Deliverer:
         reply = answer(result, want_json=want_json)
         if result.crash is not None:
             sys.stderr.write(reply.stderr)  # the traceback belongs in the service's log too
-        log_result(result, self.config)
+        log_result(result, config)
+        if self.metrics is not None:
+            self.metrics.delivered(result, started)
         if has_notifications(result):
             # Committed: the MTA gets its answer now, and the notifications go out on a sender thread, never
             # on this one. Stopping the service before then leaves them pending, for a later retry.
@@ -246,8 +275,9 @@ class Deliverer:
 class Lifecycle:
     """Draining for a graceful shutdown: refuse new messages, let the ones in flight finish."""
 
-    def __init__(self) -> None:
+    def __init__(self, gauge: Gauge | None = None) -> None:
         self.draining = False
+        self.gauge = gauge  # the in-flight metric (service/metrics.py), when metrics are on
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -256,9 +286,13 @@ class Lifecycle:
     def in_flight(self) -> Iterator[None]:
         self._active += 1
         self._idle.clear()
+        if self.gauge is not None:
+            self.gauge.inc()
         try:
             yield
         finally:
+            if self.gauge is not None:
+                self.gauge.dec()
             self._active -= 1
             if not self._active:
                 self._idle.set()

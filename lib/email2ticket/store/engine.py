@@ -50,25 +50,34 @@ def make_engine(url: str, *, lock_timeout: float, pool_size: int | None = None) 
 
     Without `pool_size` (a short-lived pipe process) every connect opens a new connection and closing
     it really closes it. The resident service passes its number of delivery threads and keeps that
-    many connections open.
+    many connections open. `?pool_mode=transaction` in a PostgreSQL URL: a pooler in transaction mode
+    is in between, and nothing may outlive a transaction on the server (store/pooling.py).
     """
     from sqlalchemy import create_engine
     from sqlalchemy.exc import ArgumentError
+
+    from .pooling import POOL_MODE, connect_arguments, set_per_transaction, split_pool_mode
 
     _silence_library_logging()
     url = normalise_url(url)
     try:
         if is_sqlite(url):
+            if f"{POOL_MODE}=" in url:
+                raise ValueError(f"{POOL_MODE} is for PostgreSQL behind a pooler, not for SQLite")
             return _sqlite_engine(url, lock_timeout, pool_size)
-        millis = int(lock_timeout * 1000)
-        return create_engine(
-            url,
+        millis = str(int(lock_timeout * 1000))
+        settings = {"lock_timeout": millis, "statement_timeout": millis, "TimeZone": "UTC"}
+        target, transaction_pooling = split_pool_mode(url)
+        engine = create_engine(
+            target,
             **_pool_arguments(pool_size),
-            connect_args={
-                "connect_timeout": max(1, int(lock_timeout / 3)),
-                "options": f"-c lock_timeout={millis} -c statement_timeout={millis} -c TimeZone=UTC",
-            },
+            connect_args=connect_arguments(
+                settings, max(1, int(lock_timeout / 3)), transaction_pooling=transaction_pooling
+            ),
         )
+        if transaction_pooling:
+            set_per_transaction(engine, settings)
+        return engine
     except (ArgumentError, ImportError, ValueError) as exc:
         raise ConfigurationError(f"database_url {redact(url)!r} is not usable: {exc}") from exc
 

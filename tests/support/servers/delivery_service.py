@@ -37,6 +37,7 @@ class ServiceProcess:
         workers: int = 1,
         threads: int | None = None,
         lmtp_tcp: str | None = None,
+        lmtp_socket: Path | None = None,
         home: Path | None = None,
         python_flags: Sequence[str] = (),
     ) -> None:
@@ -48,7 +49,7 @@ class ServiceProcess:
         self.directory = Path(tempfile.mkdtemp(prefix="e2t-svc-", dir="/tmp"))
         self.home = home or self.directory
         self.socket = self.directory / "deliver.sock"
-        self.lmtp_socket = self.directory / "lmtp.sock"
+        self.lmtp_socket = lmtp_socket or self.directory / "lmtp.sock"  # where an MTA expects it, if given
         self.log = self.directory / "service.log"
         self.python_flags = tuple(python_flags)
         self.process: subprocess.Popen[bytes] | None = None
