@@ -345,3 +345,13 @@ def test_headers_are_folded_at_spaces_and_never_before_the_first_word() -> None:
     message = parse(mail)
     assert message["Subject"] == "[waiting] " + "printer " * 11 + "printer [Ticket #42]"
     assert message["From"].addresses[0].display_name == "Support, 2nd level"
+
+
+def test_reply_to_ticket_address_puts_the_ticket_in_the_reply_to_plus_address() -> None:
+    """reply_to_ticket_address: Reply-To: our From: address with the ticket as its plus-detail (rules/routing.py)."""
+    assert rendered(fields())["Reply-To"] is None
+    message = rendered(fields(reply_delimiter="+"))
+    assert message["Reply-To"] == "Help Desk <helpdesk+42@example.org>"
+    assert message["From"] == "Help Desk <helpdesk@example.org>"
+    bare = rendered(fields(reply_delimiter="-"), config=NotificationsConfig(from_address="helpdesk@example.org"))
+    assert bare["Reply-To"] == "helpdesk-42@example.org"

@@ -27,6 +27,7 @@ from email2ticket.reply.extract import DEFAULT_SEPARATORS
 from email2ticket.rules.base import RELEASED, Found
 from email2ticket.rules.chain import CHAIN, RULES, decide, identify_sender
 from email2ticket.rules.decision import Context, Decision, Facts, Outbound, TicketFacts, UserFacts
+from email2ticket.rules.routing_facts import Condition, Filter, FilterAction, Queue, Routing
 from email2ticket.signals.bounce import BounceReport
 from email2ticket.signals.classify import Classification, Signal
 
@@ -89,8 +90,9 @@ OVER_THE_PART_LIMIT = (
     b"Content-Type: multipart/mixed; boundary=B\n\n" + b"".join(b"--B\n\np%d\n" % i for i in range(1200)) + b"--B--\n"
 )
 
-# The ticket the facts hold, and where the reference came from: the subject, or our token (In-Reply-To).
-REFERENCES = ((OPEN, "subject"), (CLOSED, "subject"), (OPEN, "token"))
+# The ticket the facts hold, and where the reference came from: the subject, our token or a message of the ticket
+# (In-Reply-To).
+REFERENCES = ((OPEN, "subject"), (CLOSED, "subject"), (OPEN, "token"), (OPEN, "thread"))
 
 
 @cache
@@ -105,11 +107,41 @@ def corpus() -> tuple[Decision, ...]:
         reference = find_ticket_reference(message.subject, bare_numbers=True) if source == "subject" else 1
         facts = Facts(settings, DEFAULT_SEPARATORS, user, reference, ticket, reference_source=source)
         decisions.append(decide(ctx, replace(facts, sender_new_tickets_last_hour=1)))
+    decisions += routed(messages)
     return tuple(decisions)
 
 
+# Routing (rules/routing.py, rules/filters.py): queues, a plus-address recipient, filters that tag and hold.
+ROUTING = Routing(
+    (Queue(1, "default", True), Queue(2, "sales")),
+    (("sales@example.org", 2),),
+    (
+        Filter("printers", 1, (Condition("Subject", "contains", "printer"),), (FilterAction("tag", "printer"),)),
+        Filter("vip", 2, (Condition("From", "exists"),), (FilterAction("priority", "high"), FilterAction("tag", "x"))),
+        Filter("held", 3, (Condition("recipient", "is", "sales@example.org"),), (FilterAction("hold"),)),
+    ),
+)
+
+
+def routed(messages: list[Any]) -> list[Decision]:
+    decisions = []
+    recipients = ("helpdesk+1@example.org", "sales@example.org", "helpdesk+x@example.org", None)
+    releases = (None, "filter held")
+    for message, recipient, user, release in itertools.product(messages, recipients, (None, ALICE), releases):
+        envelope = Envelope("alice@example.com", recipient)
+        ctx = Context(message, envelope, identify_sender(message, envelope), outbound=ON, release=release)
+        plus = recipient is not None and recipient.startswith("helpdesk+1")
+        reference = find_ticket_reference(message.subject, bare_numbers=True)
+        source = "subject" if reference is not None else "plus-address" if plus else None
+        reference = reference if reference is not None else 1 if plus else None
+        facts = Facts(RuleSettings(), DEFAULT_SEPARATORS, user, reference, OPEN if reference else None)
+        decisions.append(decide(ctx, replace(facts, reference_source=source, routing=ROUTING)))
+    return decisions
+
+
 def test_every_rule_a_decision_records_is_in_the_table_and_every_rule_is_consulted() -> None:
-    seen = {result.name for decision in corpus() for result in decision.results}
+    # Each filter that matched is recorded under its own name, `filter NAME`, right after the `filters` row.
+    seen = {r.name for decision in corpus() for r in decision.results if not r.name.startswith("filter ")}
     assert seen <= set(NAMES)
     assert seen == set(NAMES), f"never consulted in the corpus: {sorted(set(NAMES) - seen)}"
 
@@ -118,6 +150,9 @@ def test_the_chain_consults_its_rules_in_the_order_of_the_table() -> None:
     for decision in corpus():
         order: list[float] = []
         for before, result in zip((None, *decision.results), decision.results, strict=False):
+            if result.name.startswith("filter "):  # each filter that matched, in the `filters` row's place
+                order.append(NAMES.index("filters") + 0.5 + len(order) / 1000)
+                continue
             position: float = NAMES.index(result.name)
             if result.name == "sender-authenticated" and before is not None and before.name in GRANTS:
                 position = NAMES.index(before.name) + 0.5  # consulted on the spot, by that grant

@@ -113,3 +113,15 @@ def test_content_disposition(name: str | None, ascii_part: str, encoded: str) ->
 def test_long_names_keep_their_extension() -> None:
     name = safe_filename("x" * 500 + ".pdf", "f")
     assert len(name) == 150 and name.endswith(".pdf")
+
+
+def test_the_ticket_page_shows_queue_priority_and_tags_escaped(admin: Admin, web: WebAdmin, deliver: Deliver) -> None:
+    from email2ticket.store.routing_admin import add_filter, add_queue
+
+    add_queue(web.state.admin, "<b>vip</b>", [])
+    actions = ["queue=<b>vip</b>", "priority=high", "tag=<i>x</i>"]
+    add_filter(web.state.admin, "vip", ["Subject contains printer"], actions)
+    _, ticket, _ = deliver(mail("Printer jam", sender="alice@example.org"))
+    page = admin.get(f"/tickets/{ticket}").text
+    assert "<b>vip</b>" not in page and "<i>x</i>" not in page
+    assert '<td id="queue">&lt;b&gt;vip&lt;/b&gt;, priority high, tags: &lt;i&gt;x&lt;/i&gt;</td>' in page

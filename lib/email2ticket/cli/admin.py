@@ -28,7 +28,21 @@ def build_parser() -> Parser:
     parser.add_argument("--config", metavar="FILE", help="configuration file")
     parser.add_argument("--database-url", metavar="URL", help="overrides database_url and $EMAIL2TICKET_DATABASE_URL")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    from . import doctor, explain, messages, notifications, policy, quarantine, serve, tickets, users, web
+    from . import (
+        doctor,
+        explain,
+        filters,
+        messages,
+        metrics,
+        notifications,
+        policy,
+        quarantine,
+        queues,
+        serve,
+        tickets,
+        users,
+        web,
+    )
 
     commands.add_parser("init", help="create or upgrade the database schema").set_defaults(handler=cmd_init)
     users.register(commands.add_parser("user", help="help-desk users and technicians"))
@@ -37,6 +51,8 @@ def build_parser() -> Parser:
     policy.register_separators(separators)
     tickets.register_ticket(commands.add_parser("ticket", help="one ticket"))
     tickets.register_tickets(commands.add_parser("tickets", help="all tickets"))
+    queues.register(commands.add_parser("queue", help="queues: where new tickets land, by recipient address"))
+    filters.register(commands.add_parser("filters", help="postmaster filters: route, tag, prioritise, hold mail"))
     explain.register(commands.add_parser("explain", help="show in words how a message on stdin would be delivered"))
     messages.register(commands.add_parser("messages", help="the audit trail of delivered messages"))
     quarantine.register(commands.add_parser("quarantine", help="messages that failed repeatedly (poison messages)"))
@@ -44,6 +60,7 @@ def build_parser() -> Parser:
     notifications.register(commands.add_parser("notifications", help="outgoing notifications: list, retry, bounces"))
     notifications.register_keys(commands.add_parser("keys", help="the HMAC keys of our Message-ID tokens"))
     serve.register(commands.add_parser("serve", help="run the resident delivery service (pipe socket, LMTP)"))
+    metrics.register(commands.add_parser("metrics", help="write Prometheus metrics for node-exporter's textfile"))
     web.register_web(commands.add_parser("web", help="serve the web admin (needs the web extra)"))
     web.register_users(commands.add_parser("web-user", help="the web admin's accounts"))
     return parser

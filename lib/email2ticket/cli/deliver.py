@@ -35,7 +35,9 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--database-url", metavar="URL", help="overrides database_url and $EMAIL2TICKET_DATABASE_URL")
     parser.add_argument("--sender", metavar="ADDR", help="envelope sender (Postfix: ${sender}); else $SENDER")
-    parser.add_argument("--recipient", metavar="ADDR", help="envelope recipient; else $RECIPIENT")
+    parser.add_argument(
+        "--recipient", metavar="ADDR", help="envelope recipient; else $ORIGINAL_RECIPIENT, else $RECIPIENT"
+    )
     parser.add_argument("--queue-id", metavar="ID", help="the MTA's queue id, for the log (Postfix: ${queue_id})")
     parser.add_argument("--dry-run", action="store_true", help="decide and print, but write nothing")
     parser.add_argument("--json", action="store_true", help="print one line of JSON with the decision on stdout")

@@ -68,6 +68,9 @@ class ServiceConfig:
     fallback: str = "standalone"  # "standalone" or "tempfail" when the service is unreachable
     workers: int = 1  # service processes (pre-forked, sharing the sockets)
     threads: int = 4  # concurrent deliveries (and database connections) per process
+    # Seconds between the service's own rounds of notifications due for a retry (0: only deliveries retry them).
+    retry_interval: float = 60.0
+    metrics: str | None = None  # "127.0.0.1:PORT": Prometheus metrics on a loopback address; None: off
 
 
 NOTIFY_METHODS = ("sendmail", "smtp", "off")

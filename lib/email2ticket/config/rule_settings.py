@@ -51,7 +51,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dkim_alignment": ("relaxed", "strict"),
 }
 # Lists that may be empty (the prefix lists may not: a reply must be recognisable).
-MAY_BE_EMPTY = frozenset({"trusted_authserv_ids", "trusted_hosts", "own_addresses", "allowed_senders", "spam_headers"})
+MAY_BE_EMPTY = frozenset(
+    {"trusted_authserv_ids", "trusted_hosts", "own_addresses", "allowed_senders", "spam_headers", "reply_to_senders"}
+)
 _TRUE = {"on", "true", "yes", "1"}
 _FALSE = {"off", "false", "no", "0"}
 
@@ -86,6 +88,13 @@ class RuleSettings:
     own_addresses: tuple[str, ...] = ()
     allowed_senders: tuple[str, ...] = ()
     spam_headers: tuple[str, ...] = ("x-spam-flag: yes",)
+    # Participants and robots (rules/people.py).
+    cc_participants: bool = True
+    notify_participants: bool = False
+    reply_to_senders: tuple[str, ...] = ()
+    # Queues and plus-addresses (rules/routing.py): helpdesk+7@ names ticket 7; each character is a delimiter.
+    recipient_delimiter: str = "+"
+    reply_to_ticket_address: bool = False
 
 
 DESCRIPTIONS: dict[str, str] = {
@@ -116,6 +125,16 @@ DESCRIPTIONS: dict[str, str] = {
     "(addresses or @domain, comma-separated)",
     "spam_headers": "Headers added by your own spam filter that mark spam, as 'Name: value' or 'Name' "
     "(comma-separated; such mail is held)",
+    "cc_participants": "The To: and Cc: addresses of a new ticket's mail (and of later authorised replies), other "
+    "than the help desk's own, become its participants, who may reply like the requester",
+    "notify_participants": "Participants also get the comment notifications the requester gets (never the "
+    "acknowledgement)",
+    "reply_to_senders": "Robots (web forms, shops; addresses or @domain, comma-separated) whose mail is on behalf of "
+    "the person in its Reply-To:, who becomes the requester",
+    "recipient_delimiter": "Characters that separate an address from its detail, as Postfix's setting of the same "
+    "name: mail to helpdesk+7@... refers to ticket 7 (empty: off)",
+    "reply_to_ticket_address": "Notifications carry Reply-To: helpdesk+N@... (their From: address with the ticket "
+    "number), so replies find their ticket even when a client rewrites the subject",
     "trusted_hosts": "Your own mail hosts (the 'by' host of Received: headers) above whose first outside hop "
     "Authentication-Results headers are considered (comma-separated; empty: only those above every Received:)",
 }
@@ -136,6 +155,8 @@ def parse_value(name: str, text: str) -> Any:
         return _parse_count(name, text)
     if isinstance(default, tuple):
         return _parse_list(name, text)
+    if name == "recipient_delimiter":
+        return _parse_delimiter(text)
     if name in CHOICES and text.strip().lower() not in CHOICES[name]:
         raise SettingError(f"{name} must be one of {', '.join(CHOICES[name])}")
     return text.strip().lower()
@@ -185,6 +206,14 @@ def _parse_count(name: str, text: str) -> int:
     if value < 0:
         raise SettingError(f"{name} cannot be negative")
     return value
+
+
+def _parse_delimiter(text: str) -> str:
+    """recipient_delimiter: printable characters that cannot end an address's local part or start its domain."""
+    value = text.strip()
+    if any(char in "@\"<>(),;:[]\\" or char.isspace() or char.isalnum() or not char.isprintable() for char in value):
+        raise SettingError(f"recipient_delimiter takes punctuation such as + or -, not {text!r} (empty: off)")
+    return "".join(dict.fromkeys(value))
 
 
 def _parse_list(name: str, text: str) -> tuple[str, ...]:

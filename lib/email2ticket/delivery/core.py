@@ -24,6 +24,11 @@ from ..mail.message import ParsedMessage, parse_message
 from ..mail.subject import find_ticket_reference
 from ..rules.chain import decide, identify_sender
 from ..rules.decision import Context, Decision, ReferenceSource, RuleResult
+from ..rules.filters import match_filters
+from ..rules.people import with_requester
+from ..rules.routing import own_addresses, route_message
+from ..rules.routing_facts import Route, Routing
+from ..rules.ticket import thread_message_ids
 from ..signals.classify import Classification, classify
 from .deadline import message_work
 from .outcome import MailIdentity, Outcome, Redelivery
@@ -132,17 +137,28 @@ def _deliver_verified(ctx: Context, raw: bytes, keys: MessageKeys, store: Delive
 
 
 def ticket_reference(
-    subject: str, settings: RuleSettings, cls: Classification
+    subject: str, settings: RuleSettings, cls: Classification, route: Route | None = None
 ) -> tuple[int | None, ReferenceSource | None]:
-    """The ticket a message refers to, and how: a bounce's report, the subject, else our token."""
+    """The ticket a message refers to, and how: a bounce's report, the subject, a plus-address, else our token."""
     if cls.bounce is not None:
         return cls.bounce_link, "bounce" if cls.bounce_link is not None else None
     reference = find_ticket_reference(subject, bare_numbers=settings.bare_number_references)
     if reference is not None:
         return reference, "subject"
+    if route is not None and route.plus_ticket is not None:
+        return route.plus_ticket, "plus-address"
     if cls.token_tickets:
         return cls.token_tickets[0], "token"
     return None, None
+
+
+def with_routing(ctx: Context, routing: Routing, settings: RuleSettings) -> Context:
+    """Where the mail was sent and what the admin's filters say of it, found once before the rules, like the
+    classification (rules/routing.py, rules/filters.py): the plus-address names the ticket the facts look up."""
+    route = route_message(ctx.message, ctx.envelope, routing, settings, own_addresses(ctx, settings))
+    with message_work():  # a filter may search the body: interruptible like parsing
+        filtered = match_filters(routing.filters, ctx.message, ctx.envelope, ctx.release)
+    return replace(ctx, route=route, filtered=filtered)
 
 
 def with_envelope_notes(decision: Decision, envelope: Envelope) -> Decision:
@@ -154,12 +170,17 @@ def with_envelope_notes(decision: Decision, envelope: Envelope) -> Decision:
     return replace(decision, results=notes + decision.results)
 
 
+def _acknowledges_within_hourly_limit(decision: Decision, settings: RuleSettings) -> bool:
+    """Whether the decision acknowledges a new ticket while max_autoreplies_per_hour limits them all."""
+    return bool(settings.max_autoreplies_per_hour) and any(n.kind == "acknowledgement" for n in decision.notices)
+
+
 def _deliver_once(
     ctx: Context, raw: bytes, keys: MessageKeys, store: DeliveryStore, options: Options
 ) -> Outcome | VerifyFirst:
     """Decide and write in one transaction, or say that the sender must be verified first."""
     dry_run = options.dry_run
-    with store.transaction(commit=not dry_run) as tx:
+    with store.transaction(commit=not dry_run, sender=ctx.sender.address) as tx:  # and the sender's limits lock
         settings, separators = tx.rule_settings()
         if options.redelivery is not None:
             # its idempotency key must not make this a duplicate, and it changes state with this delivery
@@ -174,8 +195,10 @@ def _deliver_once(
             instance_id=identity.instance_id,
             sender=ctx.sender.address,
         )
-        ctx = replace(ctx, classification=cls)
-        reference, source = ticket_reference(ctx.message.subject, settings, cls)
+        # A robot of reply_to_senders writes for the person in its Reply-To: (classified as the robot it is).
+        ctx = with_requester(replace(ctx, classification=cls), settings)
+        ctx = with_routing(ctx, tx.routing(), settings)
+        reference, source = ticket_reference(ctx.message.subject, settings, cls, ctx.route)
         facts = tx.facts(
             sender=ctx.sender.address,
             reference=reference,
@@ -184,7 +207,10 @@ def _deliver_once(
             settings=settings,
             separators=separators,
             notifications=ctx.outbound.enabled,
+            thread_ids=thread_message_ids(ctx.message) if reference is None else (),
         )
+        if cls.bounce_tokens:  # a bounce may block only whom the notification it names went to (rules/loop.py)
+            facts = replace(facts, notified=tx.notified(cls.bounce_tokens))
         with message_work():  # deciding cuts the reply: interruptible like parsing
             decision = decide(ctx, facts)
         policy = AuthPolicy.from_settings(settings, honour_results=not ctx.envelope.loopback_tcp)
@@ -195,6 +221,15 @@ def _deliver_once(
             ctx = replace(ctx, auth=verdict)
             with message_work():
                 decision = decide(ctx, facts)
+        if not dry_run and _acknowledges_within_hourly_limit(decision, settings):
+            # The overall hourly count is every sender's: counted again under its lock, just before writing.
+            from ..store.facts import acknowledgements_last_hour_locked
+
+            recount = acknowledgements_last_hour_locked(tx.conn)
+            if recount is not None and recount != facts.acknowledgements_last_hour:
+                facts = replace(facts, acknowledgements_last_hour=recount)
+                with message_work():
+                    decision = decide(ctx, facts)
         decision = with_envelope_notes(decision, ctx.envelope)
         if decision.action == "defer" and not dry_run:
             # A DNS temperror decided the outcome: roll back and let the MTA retry.

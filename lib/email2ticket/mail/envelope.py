@@ -2,7 +2,10 @@
 
 Postfix's pipe(8) passes envelope data only on the command line (`--sender ${sender}`); Exim (4.94+)
 refuses tainted addresses in a pipe command and instead sets SENDER/RECIPIENT in the environment, as
-Postfix's local(8) does for a .forward pipe. Arguments win, then the environment.
+Postfix's local(8) does for a .forward pipe. Arguments win, then the environment. local(8) also sets
+ORIGINAL_RECIPIENT, the address as the sender wrote it before any aliasing or rewriting (`helpdesk+7@example.org`,
+where RECIPIENT may read `e2t+7@localhost`): it is what chooses a queue and names a ticket by its plus-address
+(rules/routing.py), so it comes before RECIPIENT, as the pipe(8) wiring passes `${original_recipient}`.
 
 "No envelope sender given" (None) and "the null sender" ("") are different facts: the null sender
 `<>` is what bounces and auto-replies carry, and later classification depends on it. Postfix passes
@@ -54,12 +57,12 @@ def envelope_from(
     queue_id: str | None,
     environ: Mapping[str, str],
 ) -> Envelope:
-    """Arguments first, then SENDER/RECIPIENT from the environment (Exim, local(8)); bytes that are not UTF-8
-    are decoded (see the module's docstring), never passed on as surrogates."""
+    """Arguments first, then SENDER and ORIGINAL_RECIPIENT/RECIPIENT from the environment (local(8), Exim); bytes
+    that are not UTF-8 are decoded (see the module's docstring), never passed on as surrogates."""
     if sender is None:
         sender = environ.get("SENDER")
     if recipient is None:
-        recipient = environ.get("RECIPIENT") or environ.get("ORIGINAL_RECIPIENT")
+        recipient = environ.get("ORIGINAL_RECIPIENT") or environ.get("RECIPIENT")
     notes: list[str] = []
     sender, recipient, queue_id = (
         _decoded(value, what, notes)

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from ..signals.tokens import Keyring
 
 KINDS: tuple[NoticeKind, ...] = get_args(NoticeKind)
-COMMENT_KINDS: frozenset[NoticeKind] = frozenset({"technician-update", "requester-comment"})
+COMMENT_KINDS: frozenset[NoticeKind] = frozenset({"technician-update", "requester-comment", "participant-comment"})
 REPLY_ABOVE_LINE = "##- Please type your reply above this line -##"
 SUBJECT_MAX = 120
 NO_SUBJECT = "(no subject)"
@@ -207,6 +207,7 @@ def render(
     values = placeholder_values(fields, helpdesk)
     headers = {
         "From": helpdesk,
+        **_reply_to(helpdesk, fields.reply_delimiter, fields.ticket),
         "To": recipient,
         "Subject": ticket_subject(template.subject.substitute(values), fields.ticket),
         "Date": _date(now),
@@ -271,6 +272,18 @@ def mail_address(text: str) -> str:
     if not address.username or not domain or not address.username.isascii():
         raise ValueError(f"cannot notify {text!r}: not an ASCII mail address with a domain")
     return Address(username=address.username, domain=domain).addr_spec
+
+
+def _reply_to(helpdesk: str, delimiter: str, ticket: int) -> dict[str, str]:
+    """reply_to_ticket_address: Reply-To: our From: address with the ticket as its plus-detail (helpdesk+7@...), so
+    a reply finds its ticket even when a client rewrote the subject (rules/routing.py)."""
+    from email.utils import formataddr, parseaddr
+
+    name, address = parseaddr(helpdesk)
+    local, at, domain = address.rpartition("@")
+    if not delimiter or not at or not local:
+        return {}
+    return {"Reply-To": formataddr((name if name.isascii() else "", f"{local}{delimiter}{ticket}@{domain}"))}
 
 
 def _threading(in_reply_to: str | None) -> dict[str, str]:

@@ -7,7 +7,8 @@ templates and the newest HMAC key), hand it to the local MTA (outbound/transport
 
 A notification failure never fails or defers the delivery: the mail is already committed, and its
 exit status must say so. Everything here is caught, recorded on the notification and logged; the row
-is retried after the next delivery that finds it due, or by `email2ticket notifications retry`.
+is retried after the next delivery that finds it due, by the resident service's timer (service/sender.py), or by
+`email2ticket notifications retry`.
 
 Nor may sending hold up the next mail: what one delivery sends (its own notifications, then a few that
 wait for a retry) shares one budget, `notifications.timeout`, however the relay behaves (each SMTP session

@@ -34,9 +34,12 @@ def needs_authentication(privilege: Privilege, settings: RuleSettings) -> bool:
 
 
 def participant_privilege(ctx: Context, facts: Facts) -> Privilege:
-    """Which branch of the participant rule holds: the requester's, else the assigned technician's."""
-    ticket = required(facts.ticket, "the ticket")
-    return "requester" if ctx.sender.address == ticket.requester else "assigned-technician"
+    """Which branch of the participant rule holds: the requester's, the assigned technician's, else a Cc
+    participant's, who replies like the requester (the technician's comes first: it needs more)."""
+    ticket, sender = required(facts.ticket, "the ticket"), ctx.sender.address
+    if sender != ticket.requester and ticket.technician is not None and sender == ticket.technician:
+        return "assigned-technician"
+    return "requester"
 
 
 @rule(

@@ -36,6 +36,7 @@ class Found:
     privilege: Privilege | None = None  # the first granted privilege that needed an authenticated sender
     cut: ReplyCut | None = None  # where the reply was cut, once reply-prefix hit
     author_verified: bool = False  # seed rule 2 granted the update to an authenticated sender
+    updating: bool = False  # seed rule 2 has spoken and granted the update (set with author_verified)
 
 
 NOTHING_FOUND = Found()

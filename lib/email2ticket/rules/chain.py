@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from ..mail.envelope import Envelope
 from ..mail.message import ParsedMessage
-from . import auth, limits, loop, notify, ticket
+from . import auth, filters, limits, loop, notify, people, routing, ticket
 from .base import Rule
 from .decision import Context, Decision, Facts, Sender
 from .walk import (
@@ -103,6 +103,22 @@ def reply_has_prefix(walk: Walk) -> bool:
     return updating(walk) and walk.hit(ticket.reply_prefix)
 
 
+def involves_reply_to(walk: Walk) -> bool:
+    return people.involves_reply_to(walk.ctx, walk.facts)
+
+
+def names_messages(walk: Walk) -> bool:
+    return ticket.names_messages(walk.ctx, walk.facts)
+
+
+def has_filters(walk: Walk) -> bool:
+    return bool(walk.facts.routing.filters)
+
+
+def involves_plus_address(walk: Walk) -> bool:
+    return routing.involves_plus_address(walk.ctx, walk.facts)
+
+
 def notifying_create(walk: Walk) -> bool:
     return walk.ctx.outbound.enabled and creating(walk)
 
@@ -133,6 +149,7 @@ LIMITS = "the message breaks structural limits ([limits]); held for the admin"
 CHAIN: tuple[Link, ...] = (
     # What the message is: a sender (else 65), not a copy of one delivered before.
     Link(ticket.has_sender, then=refuse_without_sender),
+    Link(people.requester_from_reply_to, when=involves_reply_to),
     Link(ticket.already_delivered, then=duplicate),
     Link(ticket.message_id_reused, when=has_message_id),
     # What the message costs: over a structural limit, it is held before anything else reads it whole.
@@ -144,9 +161,13 @@ CHAIN: tuple[Link, ...] = (
     Link(loop.bounce_linked, when=is_bounce, then=note_unless_hard),
     Link(loop.hard_bounce, when=is_hard_bounce, then=note_hard_bounce),
     Link(loop.automatic_mail),  # a hit is acted on once seed rule 2 has spoken (settle_gate)
+    # The admin's postmaster filters: each match recorded; hold and ignore stop here too (rules/filters.py).
+    Link(filters.filters, when=has_filters, then=filters.apply_filters),
     # The seed rules: the ticket the message refers to, and whether the sender may update it.
     Link(ticket.known_sender, then=refuse_unknown),
     Link(ticket.ticket_reference),
+    Link(routing.plus_address, when=involves_plus_address),
+    Link(ticket.thread_reference, when=names_messages),
     Link(ticket.ticket_exists, when=has_reference),
     Link(ticket.sender_is_participant, when=not_yet_granted, then=grant_as_participant),
     Link(ticket.sender_is_privileged_technician, when=not_yet_granted, then=grant("privileged-technician")),
@@ -156,14 +177,18 @@ CHAIN: tuple[Link, ...] = (
     Link(loop.sender_flood, when=creating, then=on_hit("hold", FLOOD)),
     Link(ticket.refers_to, when=names_a_ticket_by_token),
     Link(auth.unverified_sender, when=withheld_from_unverified),
+    Link(routing.queue, when=creating),  # a reply never moves a ticket (rules/routing.py)
     # ... or an update.
     Link(ticket.reply_prefix, when=updating, then=cut_reply),
     Link(ticket.reply_separator, when=reply_has_prefix),
     Link(ticket.reopen_on_reply, when=updating),
+    # Either way (every stop came before): who else the mail involves becomes a participant (rules/people.py).
+    Link(people.cc_participants),
     # Who hears of it, where [notifications] is configured (rules/notify.py).
     Link(notify.acknowledge, when=notifying_create),
     Link(notify.notify_technician, when=notifying_update),
     Link(notify.notify_requester, when=notifying_update),
+    Link(notify.notify_participants, when=notifying_update),
 )
 
 # Every rule, in the order the chain consults them.
@@ -189,4 +214,4 @@ def decide(ctx: Context, facts: Facts) -> Decision:
         stopped = link.then(walk, result) if result is not None else None
         if stopped is not None:
             return with_auth(walk, stopped)
-    return conclude(walk)
+    return routing.placement(walk.ctx, walk.facts, conclude(walk))

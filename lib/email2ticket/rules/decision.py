@@ -15,6 +15,7 @@ from ..config.rule_settings import RuleSettings
 from ..exits import ExitCode
 from ..mail.envelope import Envelope
 from ..mail.message import ParsedMessage
+from .routing_facts import Filtered, Placement, Route, Routing
 
 if TYPE_CHECKING:
     from ..auth.verdict import Verdict
@@ -67,7 +68,9 @@ class EarlierDelivery:
     ticket: int | None
 
 
-ReferenceSource = Literal["subject", "token", "bounce"]
+# "thread": In-Reply-To/References name the Message-ID of a message stored on the ticket (rules/ticket.py).
+# "plus-address": the recipient is a plus-address such as helpdesk+7@ (rules/routing.py).
+ReferenceSource = Literal["subject", "token", "bounce", "thread", "plus-address"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,19 @@ class Facts:
     acknowledgements_last_hour: int = 0
     bounced: frozenset[str] = frozenset()  # of the sender, requester and technician: who hard-bounced
     notifications_due: int = 0  # earlier notifications waiting for a retry (sent after this delivery)
+    # A bounce: whom the notifications it names (Classification.bounce_tokens) were sent to; only they may be blocked.
+    notified: frozenset[str] = frozenset()
+    # The ticket's Cc participants (rules/people.py): they may reply like its requester. Those who hard-bounced
+    # a notification are in `bounced` too (read only with [notifications]).
+    participants: frozenset[str] = frozenset()
+    merged_from: int | None = None  # the ticket the message named, merged into `ticket` (`ticket merge`)
+    # The queues, their addresses and the admin's filters, read with the settings (rules/routing.py, filters.py).
+    routing: Routing = field(default_factory=Routing)
+
+    @property
+    def queue_addresses(self) -> frozenset[str]:
+        """Every queue address: the help desk's own addresses, like own_addresses (rules/people.py)."""
+        return frozenset(address for address, _ in self.routing.addresses)
 
 
 @dataclass(frozen=True)
@@ -96,7 +112,9 @@ class Sender:
     """Who the message is from, and where we learnt it."""
 
     address: str | None
-    source: Literal["from", "envelope"] | None
+    source: Literal["from", "envelope", "reply-to"] | None
+    # "reply-to": the From: address, a robot listed in reply_to_senders, whose Reply-To: person is the sender.
+    robot: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,7 +125,7 @@ class Outbound:
     own_addresses: frozenset[str] = frozenset()  # from_address and bounce_address of [notifications]
 
 
-NoticeKind = Literal["acknowledgement", "technician-update", "requester-comment"]
+NoticeKind = Literal["acknowledgement", "technician-update", "requester-comment", "participant-comment"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +147,10 @@ class Context:
     classification: Classification | None = None  # signals/classify.py's signals; None: not classified
     release: str | None = None  # the stopping rule an admin's `messages release` skips (rules/loop.py)
     outbound: Outbound = field(default_factory=Outbound)
+    # Where the mail was sent and what the admin's filters say of it, found before the rules run like the
+    # classification (delivery/core.py); None: the rules work it out themselves (rules/routing.py, filters.py).
+    route: Route | None = None
+    filtered: Filtered | None = None
 
 
 # --- the record ---------------------------------------------------------------------------------
@@ -174,6 +196,8 @@ class Decision:
     held_by: str | None = None  # "hold"/"ignore": the rule that stopped the message
     limit_note: str = ""  # create/update of a released message over its limits: the internal note for the ticket
     refers_to: int | None = None  # "create": the ticket our token named, which the sender may not update
+    participants: tuple[str, ...] = ()  # create/update: To:/Cc: addresses that become the ticket's participants
+    placement: Placement | None = None  # create: queue, priority, technician, status, tags; update: tags (routing)
 
     @property
     def reasons(self) -> list[str]:
@@ -183,7 +207,9 @@ class Decision:
         """The `Decision:` line of `explain`."""
         if self.action == "create":
             unverified = " flagged as from an unverified sender" if self.unverified_sender else ""
-            return "create new ticket" + (f" #{self.ticket}" if self.ticket else "") + unverified
+            placed = self.placement
+            where = f" in queue {placed.queue}" if placed and placed.queue and not placed.default_queue else ""
+            return "create new ticket" + (f" #{self.ticket}" if self.ticket else "") + where + unverified
         if self.action == "update":
             return f"update ticket #{self.ticket}" + (" (reopening it)" if self.reopen else "")
         if self.action == "note":

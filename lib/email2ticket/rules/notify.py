@@ -11,6 +11,7 @@ each named in the decision's reasons, and what they decide is sent only after th
                            or a rate limit is reached (per address per day, overall per hour)
   notify-technician        the assigned technician, of an update that arrived by mail (optional)
   notify-requester         the requester, of an authenticated technician's comment made by mail (optional)
+  notify-participants      the Cc participants, of the same comments (optional, notify_participants)
 
 Automatic, held, ignored and noted mail never reaches these rules: only `create` and `update` do, and only
 where [notifications] is configured (the chain's table, rules/chain.py, says so).
@@ -22,12 +23,12 @@ from collections.abc import Callable
 
 from .base import Finding, Found, Rule, hit, miss, required, rule
 from .decision import Context, Facts, Notice
+from .people import header_addresses, our_addresses
 
 
 def own_addresses(ctx: Context, facts: Facts) -> frozenset[str]:
-    """Our own addresses: configured, from [notifications], and the address this mail came to."""
-    extra = {ctx.envelope.recipient.lower()} if ctx.envelope.recipient else set()
-    return frozenset(facts.settings.own_addresses) | ctx.outbound.own_addresses | extra
+    """Our own addresses: configured, from [notifications], the queues' and the address this mail came to."""
+    return our_addresses(ctx, facts)
 
 
 @rule(
@@ -115,6 +116,37 @@ def notify_requester(ctx: Context, facts: Facts, found: Found) -> Finding:
     return hit(f"send the authenticated technician's comment to the requester {ticket.requester}")
 
 
+@rule(
+    "notify-participants",
+    "the Cc participants get the comments the requester gets (`notify_participants`), never the acknowledgement",
+)
+def notify_participants(ctx: Context, facts: Facts, found: Found) -> Finding:
+    if not facts.settings.notify_participants:
+        return miss("notify_participants is off")
+    if not facts.participants:
+        return miss("the ticket has no Cc participants")
+    if not facts.settings.notify_requester_of_technician_comments:
+        return miss("the requester gets no comments (notify_requester_of_technician_comments is off), so nor do they")
+    user, ticket = facts.sender_user, required(facts.ticket, "the ticket")
+    if user is None or not user.is_technician or ctx.sender.address == ticket.requester:
+        return miss("the comment is not a technician's")
+    if not found.author_verified:
+        return miss("the technician is not authenticated: an unverified comment is never relayed as theirs")
+    recipients = participant_recipients(ctx, facts)
+    if not recipients:
+        return miss("every participant is the sender, one of our own addresses, got this mail already, or bounced")
+    return hit(f"send the authenticated technician's comment to the participants {', '.join(recipients)}")
+
+
+def participant_recipients(ctx: Context, facts: Facts) -> tuple[str, ...]:
+    """The participants to notify, sorted: never our own addresses, never the sender of the mail notified about,
+    nor whoever it was sent to already (To:/Cc:), nor an address that hard-bounced."""
+    skip = our_addresses(ctx, facts) | facts.bounced | set(header_addresses(ctx.message)) | {ctx.sender.address}
+    ticket = facts.ticket
+    requester = ticket.requester if ticket is not None else None
+    return tuple(sorted(a for a in facts.participants if a not in skip and a != requester))
+
+
 def _unreachable(ctx: Context, facts: Facts, address: str | None, who: str) -> str | None:
     if not address:
         return f"the ticket has no {who.removeprefix('the ')}"
@@ -133,4 +165,7 @@ def notices(ctx: Context, facts: Facts, hits: Callable[[Rule], bool]) -> tuple[N
         (notify_technician, Notice("technician-update", (ticket.technician or "") if ticket else "")),
         (notify_requester, Notice("requester-comment", ticket.requester if ticket else "")),
     )
-    return tuple(notice for rule_, notice in planned if hits(rule_))
+    chosen = tuple(notice for rule_, notice in planned if hits(rule_))
+    if hits(notify_participants):
+        chosen += tuple(Notice("participant-comment", a) for a in participant_recipients(ctx, facts))
+    return chosen

@@ -12,9 +12,13 @@ table (rules/chain.py). Sender verification narrows seed rule 2 (rules/auth.py).
 
 from __future__ import annotations
 
+from ..mail.message import ParsedMessage
 from ..mail.subject import has_reply_prefix
 from .base import Finding, Found, hit, miss, required, rule
 from .decision import PRIVILEGED_ACCESS, Context, Facts
+
+# Hostile mail can name thousands of Message-IDs in References: only the nearest this many are looked up.
+MAX_THREAD_IDS = 20
 
 # --- the message --------------------------------------------------------------------------------
 
@@ -26,8 +30,8 @@ from .decision import PRIVILEGED_ACCESS, Context, Facts
 )
 def has_sender(ctx: Context, facts: Facts, found: Found) -> Finding:
     sender = ctx.sender
-    if sender.source == "from":
-        return hit(f"sender {sender.address} taken from the From: header")
+    if sender.source in ("from", "reply-to"):  # a robot's Reply-To: person: requester-from-reply-to says so
+        return hit(f"sender {sender.robot or sender.address} taken from the From: header")
     if sender.source == "envelope":
         return hit(f"no usable From: address; sender {sender.address} taken from the envelope")
     if ctx.envelope.sender is None:
@@ -85,7 +89,7 @@ def known_sender(ctx: Context, facts: Facts, found: Found) -> Finding:
     "token for one",
 )
 def ticket_reference(ctx: Context, facts: Facts, found: Found) -> Finding:
-    if facts.reference is None:
+    if facts.reference is None or facts.reference_source in ("thread", "plus-address"):
         bare = "on" if facts.settings.bare_number_references else "off"
         return miss(f"the subject does not end with a ticket number (bare_number_references={bare})")
     if facts.reference_source == "token":
@@ -95,26 +99,67 @@ def ticket_reference(ctx: Context, facts: Facts, found: Found) -> Finding:
     return hit(f"the subject ends with a reference to ticket #{facts.reference}")
 
 
-@rule("ticket-exists", "that ticket exists")
+def thread_message_ids(message: ParsedMessage) -> tuple[str, ...]:
+    """The Message-IDs a reply names, nearest first: In-Reply-To, then References from the last. Bounded: a
+    hostile References: can list thousands, and only the last MAX_THREAD_IDS are looked up."""
+    ids = (*message.in_reply_to, *reversed(message.references))
+    own = message.message_id
+    return tuple(mid for mid in dict.fromkeys(ids) if mid != own)[:MAX_THREAD_IDS]
+
+
+def names_messages(ctx: Context, facts: Facts) -> bool:
+    """thread-reference has something to look at: no other reference, and In-Reply-To/References."""
+    return facts.reference_source in (None, "thread") and bool(ctx.message.in_reply_to or ctx.message.references)
+
+
+@rule(
+    "thread-reference",
+    "the subject names no ticket, but In-Reply-To/References name a message stored on one (the mail that opened "
+    "it, a comment's mail, a notification we sent)",
+)
+def thread_reference(ctx: Context, facts: Facts, found: Found) -> Finding:
+    if facts.reference_source == "thread":
+        return hit(f"In-Reply-To/References name a message stored on ticket #{facts.reference}")
+    count = len(thread_message_ids(ctx.message))
+    return miss(
+        f"none of the {count} Message-ID(s) of In-Reply-To/References looked up (at most {MAX_THREAD_IDS}, the "
+        "nearest) is a message stored on a ticket"
+    )
+
+
+@rule("ticket-exists", "that ticket exists (one merged into another: that other)")
 def ticket_exists(ctx: Context, facts: Facts, found: Found) -> Finding:
     if facts.ticket is None:
         return miss(f"there is no ticket #{facts.reference}")
+    if facts.merged_from is not None:
+        return hit(
+            f"ticket #{facts.merged_from} was merged into ticket #{facts.ticket.id} (status {facts.ticket.status}): "
+            "the message goes there"
+        )
     return hit(f"ticket #{facts.ticket.id} exists (status {facts.ticket.status})")
 
 
 # --- seed rule 2: who may update it (any one grant will do) ---------------------------------------
 
 
-@rule("sender-is-participant", "the sender is the ticket's requester or assigned technician")
+@rule(
+    "sender-is-participant",
+    "the sender is the ticket's requester, its assigned technician, or a Cc participant (who replies like the "
+    "requester)",
+)
 def sender_is_participant(ctx: Context, facts: Facts, found: Found) -> Finding:
     sender, user, ticket = ctx.sender.address, facts.sender_user, required(facts.ticket, "the ticket")
-    if user is None or user.disabled:
-        return miss(f"{sender} is not an enabled user, so neither requester nor technician")
-    if sender == ticket.requester:
+    if user is not None and user.disabled:
+        return miss(f"{sender} is a disabled user, so no participant")
+    if user is not None and sender == ticket.requester:
         return hit(f"{sender} is the requester of ticket #{ticket.id}")
-    if ticket.technician is not None and sender == ticket.technician:
+    if user is not None and ticket.technician is not None and sender == ticket.technician:
         return hit(f"{sender} is the technician assigned to ticket #{ticket.id}")
-    return miss(f"{sender} is neither the requester nor the assigned technician")
+    if sender in facts.participants:
+        return hit(f"{sender} is a Cc participant of ticket #{ticket.id}: replies like the requester")
+    if user is None:
+        return miss(f"{sender} is not an enabled user nor a Cc participant of ticket #{ticket.id}")
+    return miss(f"{sender} is neither the requester, the assigned technician nor a Cc participant")
 
 
 @rule("sender-is-privileged-technician", "the sender is a technician with `normal` or `full` access")
@@ -151,13 +196,16 @@ def refers_to(ctx: Context, facts: Facts, found: Found) -> Finding:
 
 @rule(
     "reply-prefix",
-    "the subject starts with a reply prefix (or the mail answers our notification), so quoted history is stripped",
+    "the subject starts with a reply prefix (or the mail answers our notification or a message of the ticket), "
+    "so quoted history is stripped",
 )
 def reply_prefix(ctx: Context, facts: Facts, found: Found) -> Finding:
     if has_reply_prefix(ctx.message.subject, facts.settings.reply_prefixes):
         return hit("the subject starts with a reply prefix: quoted history is stripped")
     if facts.reference_source == "token":
         return hit("no reply prefix, but it answers our notification (our token): quoted history is stripped")
+    if facts.reference_source == "thread":
+        return hit("no reply prefix, but it answers a message of the ticket (In-Reply-To): quoted history is stripped")
     return miss("the subject has no reply prefix: the whole body is kept")
 
 

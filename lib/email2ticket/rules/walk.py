@@ -27,6 +27,7 @@ from .decision import Context, Decision, Facts, RuleResult
 from .limits import left_out
 from .loop import automatic_mail, bounce, signals, suppressible
 from .notify import acknowledge, acknowledgement_needs_verdict, notices
+from .people import cc_participants, new_participants
 from .ticket import refers_to, reopen_on_reply
 
 
@@ -113,7 +114,9 @@ def note_unless_hard(walk: Walk, result: RuleResult) -> Decision | None:
 
 def note_hard_bounce(walk: Walk, result: RuleResult) -> Decision | None:
     """A note on the ticket; a hit stops notifying the participants that failed."""
-    return _bounce_note(walk, suppressible(walk.ctx, walk.facts) if result.hit else ())
+    if not result.hit:  # the note says why nobody was blocked (a forged report, or a real one for someone else)
+        return _bounce_note(walk, (), f"Not acted on: {result.why}")
+    return _bounce_note(walk, suppressible(walk.ctx, walk.facts))
 
 
 def refuse_unknown(walk: Walk, result: RuleResult) -> Decision | None:
@@ -158,7 +161,7 @@ def settle_gate(walk: Walk, result: RuleResult) -> Decision | None:
     """Seed rule 2 has spoken: a DNS temperror that decided it defers (75); automatic mail stops here, as a note
     on the ticket its sender may update, else ignored (never a new ticket, never a bounce)."""
     ctx, ticket = walk.ctx, walk.facts.ticket
-    walk.found = replace(walk.found, author_verified=walk.auth_needed and result.hit)
+    walk.found = replace(walk.found, author_verified=walk.auth_needed and result.hit, updating=walk.granted)
     if walk.withheld and ticket is not None and ctx.auth is not None and ctx.auth.result == "temperror":
         reason = (
             f"could not verify the sender {ctx.sender.address}, on which updating ticket #{ticket.id} "
@@ -192,6 +195,8 @@ def conclude(walk: Walk) -> Decision:
     if ctx.message.over_limits:  # only a released message gets this far over its limits
         decision = replace(decision, limit_note=left_out(ctx.message.over_limits))
     ack_needs_auth = walk.verdict(acknowledge) is not None and acknowledgement_needs_verdict(ctx, facts)
+    if walk.hit(cc_participants):
+        decision = replace(decision, participants=new_participants(ctx, facts, walk.granted)[0])
     return replace(
         decision,
         notices=notices(ctx, facts, walk.hit),
@@ -243,10 +248,11 @@ def _create(walk: Walk) -> Decision:
     )
 
 
-def _bounce_note(walk: Walk, suppress: tuple[str, ...]) -> Decision:
+def _bounce_note(walk: Walk, suppress: tuple[str, ...], remark: str = "") -> Decision:
     report = required(signals(walk.ctx).bounce, "a bounce report")
     ticket = required(walk.facts.ticket, "the ticket the bounce names")
-    body = f"Delivery failure of a notification: {report.describe()}\n\n{walk.ctx.message.text}".rstrip()
+    remark = f"\n{remark}" if remark else ""
+    body = f"Delivery failure of a notification: {report.describe()}{remark}\n\n{walk.ctx.message.text}".rstrip()
     results = tuple(walk.results)
     return Decision("note", ExitCode.OK, results, ticket=ticket.id, body=body, note_kind="bounce", suppress=suppress)
 

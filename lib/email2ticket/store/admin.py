@@ -29,6 +29,7 @@ from .engine import ensure_schema, make_engine, normalise_url, redact
 from .errors import translate_errors
 from .models import Attachment, Comment, Message, Note, SeparatorEdit, Setting, Ticket, User
 from .schema import utcnow
+from .ticket_rows import LISTING, queue_id_of, routing_dict, ticket_row
 
 
 class AdminError(Exception):
@@ -211,23 +212,16 @@ class AdminStore:
             ticket.status, ticket.updated_at = "closed", utcnow()
         return self.show_ticket(ticket_id)
 
-    def list_tickets(self) -> list[dict[str, Any]]:
+    def list_tickets(self, *, queue: str | None = None) -> list[dict[str, Any]]:
+        """Every ticket, or those of one queue (`tickets list --queue NAME`): store/ticket_rows.py."""
         with self.session() as s:
-            tickets = s.scalars(
-                select(Ticket)
-                .order_by(Ticket.id)
-                .options(selectinload(Ticket.requester), selectinload(Ticket.technician))
-            )
-            return [
-                {
-                    "id": t.id,
-                    "subject": t.subject,
-                    "status": t.status,
-                    "requester": t.requester.email,
-                    "technician": t.technician.email if t.technician else None,
-                }
-                for t in tickets
-            ]
+            query = select(Ticket).order_by(Ticket.id).options(*LISTING)
+            if queue is not None:
+                queue_id = queue_id_of(s, queue)
+                if queue_id is None:
+                    raise AdminError(f"there is no queue {queue!r} (see `email2ticket queue list`)")
+                query = query.where(Ticket.queue_id == queue_id)
+            return [ticket_row(t) for t in s.scalars(query)]
 
     # --- the audit trail ------------------------------------------------------------------------
 
@@ -295,6 +289,9 @@ def ticket_dict(ticket: Ticket) -> dict[str, Any]:
         "message_id": ticket.message_id,
         "unverified_sender": ticket.unverified_sender,
         "refers_to": ticket.refers_to,
+        "participants": [p.address for p in ticket.participants],
+        "merged_into": ticket.merged_into,
+        **routing_dict(ticket),
         "notes": [note_dict(n) for n in ticket.notes],
         "attachments": [attachment_dict(a) for a in ticket.attachments],
         "comments": [
@@ -370,6 +367,9 @@ def load_ticket(s: Session, ticket_id: int) -> Ticket:
             selectinload(Ticket.requester),
             selectinload(Ticket.technician),
             selectinload(Ticket.attachments),
+            selectinload(Ticket.participants),
+            selectinload(Ticket.queue),
+            selectinload(Ticket.tags),
             selectinload(Ticket.comments).selectinload(Comment.author),
             selectinload(Ticket.comments).selectinload(Comment.attachments),
         )

@@ -7,7 +7,8 @@ fresh process for every mail, where importing and configuring the ORM would be a
 Round trips are the other per-message cost, so the statements are few and built once: one query reads
 the schema revision, the rule settings and the separator edits together; one query looks up every fact
 the rules need; a new sender is written with INSERT ... ON CONFLICT, which also settles the race of two
-first mails from the same sender without a retry. A new ticket then costs five statements and COMMIT.
+first mails from the same sender without a retry. A new ticket then costs five statements and COMMIT (one more
+with Cc participants).
 """
 
 from __future__ import annotations
@@ -39,28 +40,31 @@ from .audit import (
     record_failed_attempt,
     stored_message,
 )
+from .bounces import notified_recipients
+from .dialect import upsert_user
 from .engine import check_revision, ensure_schema, make_engine, normalise_url, redact
 from .errors import translate_errors
-from .facts import PREAMBLE, read_facts, revision, rule_settings
+from .facts import read_facts, read_preamble, revision, routing, rule_settings
+from .participants import add_participants
+from .placement import add_tags, ticket_insert, ticket_values
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, CursorResult, RootTransaction
 
     from ..mail.envelope import Envelope
     from ..rules.decision import AuditAction
+    from ..rules.routing_facts import Routing
     from ..signals.bounce import BounceReport
     from .notices import OutboxItem
 
 # Built once per process: SQLAlchemy then finds their compiled SQL in its cache on every message.
 
 
-INSERT_TICKET = insert(t.tickets)
 INSERT_COMMENT = insert(t.comments)
 INSERT_ATTACHMENTS = insert(t.attachments)
 INSERT_NOTE = insert(t.notes)
 INSERT_BOUNCED = insert(t.bounced_addresses)
 TOUCH_TICKET = update(t.tickets).where(t.tickets.c.id == bindparam("ticket_key", type_=Integer))
-_UPSERT_USER: dict[str, Any] = {}  # per dialect, built on first use
 
 @dataclass(frozen=True)
 class Written:
@@ -83,15 +87,16 @@ class DeliveryStore:
         return redact(self.url)
 
     @contextlib.contextmanager
-    def transaction(self, *, commit: bool = True) -> Iterator[DeliveryTransaction]:
+    def transaction(self, *, commit: bool = True, sender: str | None = None) -> Iterator[DeliveryTransaction]:
         """One delivery's transaction; any database failure leaves as a TemporaryFailure (75).
 
         Its first statement checks the schema revision (with the settings, in one round trip), so a
-        resident service notices an upgraded database at once. With commit=False (--dry-run)
-        everything read or written is rolled back at the end.
+        resident service notices an upgraded database at once; on PostgreSQL it also takes the `sender`'s
+        lock, under which the per-sender limits are counted (store/facts.py PREAMBLE_LOCKED). With
+        commit=False (--dry-run) everything read or written is rolled back at the end.
         """
         with translate_errors(self.describe()):
-            connection, trans, preamble = self._begin()
+            connection, trans, preamble = self._begin(sender)
             with connection, trans:
                 tx = DeliveryTransaction(connection, preamble)
                 check_revision(tx.revision)
@@ -99,7 +104,7 @@ class DeliveryStore:
                 if not commit:
                     trans.rollback()
 
-    def _begin(self) -> tuple[Connection, RootTransaction, list[tuple[Any, ...]]]:
+    def _begin(self, sender: str | None = None) -> tuple[Connection, RootTransaction, list[tuple[Any, ...]]]:
         """Open the transaction and read its preamble; on a missing schema, run the full check once.
 
         Only when the preamble fails (no tables yet, or not ours) does the slower check run: it
@@ -113,7 +118,7 @@ class DeliveryStore:
                 connection.close()
                 raise
             try:
-                return connection, trans, [tuple(row) for row in connection.execute(PREAMBLE)]
+                return connection, trans, read_preamble(connection, sender)
             except DBAPIError as exc:
                 connection.close()  # rolls back, and returns the connection for the check to use
                 if attempt or not _tables_missing(exc):  # a lock or statement timeout is no schema problem
@@ -177,6 +182,13 @@ class DeliveryTransaction:
     def rule_settings(self) -> tuple[RuleSettings, tuple[str, ...]]:
         return rule_settings(self._preamble)
 
+    def routing(self) -> Routing:
+        return routing(self._preamble)  # read with the settings (store/facts.py)
+
+    def notified(self, message_ids: tuple[str, ...]) -> frozenset[str]:
+        """Whom the notifications sent with these Message-IDs went to (a bounce's, store/bounces.py)."""
+        return notified_recipients(self.conn, message_ids)
+
     def facts(
         self,
         *,
@@ -187,19 +199,15 @@ class DeliveryTransaction:
         separators: tuple[str, ...],
         reference_source: ReferenceSource | None = None,
         notifications: bool = False,
+        thread_ids: tuple[str, ...] = (),
     ) -> Facts:
-        """The facts for the rules (store/facts.py); `notifications`: also what the notification rules need."""
+        """The facts for the rules (store/facts.py); `notifications`: also what the notification rules need;
+        `thread_ids`: the Message-IDs a reply names, looked up when there is no `reference`."""
         return read_facts(
-            self.conn,
-            self._user_ids,
-            sender=sender,
-            reference=reference,
-            keys=keys,
-            settings=settings,
-            separators=separators,
-            reference_source=reference_source,
-            notifications=notifications,
-        )
+            self.conn, self._user_ids, sender=sender, reference=reference, keys=keys, settings=settings,
+            separators=separators, reference_source=reference_source, notifications=notifications,
+            thread_ids=thread_ids, routing=self.routing(),
+        )  # fmt: skip
 
     def redelivering(self, message_row: int, state: AuditAction) -> None:
         """An admin delivers this stored record again: it becomes `state` with this delivery."""
@@ -221,6 +229,8 @@ class DeliveryTransaction:
         row = self._audit(decision, ctx, raw, keys, ticket_id, comment_id)
         if decision.action == "note" and ticket_id is not None:
             self._add_note(decision, ctx, ticket_id, row)
+        if decision.participants and ticket_id is not None:  # after the ticket's row: see store/participants.py
+            add_participants(self.conn, ticket_id, decision.participants, row)
         if decision.limit_note and ticket_id is not None:
             note = dict(ticket_id=ticket_id, message_row=row, kind="limits", author=None, body=decision.limit_note)
             self.conn.execute(INSERT_NOTE, note)
@@ -284,17 +294,17 @@ class DeliveryTransaction:
         if email in self._user_ids:
             return self._user_ids[email]
         values = {"email": email, "is_technician": False, "access": "none", "disabled": False}
-        user_id = int(self.conn.execute(_upsert_user(self.conn.dialect.name), values).scalar_one())
+        user_id = int(self.conn.execute(upsert_user(self.conn.dialect.name), values).scalar_one())
         self._user_ids[email] = user_id
         return user_id
 
     def _create_ticket(self, decision: Decision, ctx: Context) -> int:
         requester = self._sender_id(ctx)
         result = self.conn.execute(
-            INSERT_TICKET,
+            ticket_insert(decision.placement),  # queue, priority, status, technician: store/placement.py
             dict(
                 subject=decision.subject,
-                status="open",
+                **ticket_values(decision.placement),
                 requester_id=requester,
                 description=decision.body,
                 message_id=ctx.message.message_id,
@@ -304,6 +314,7 @@ class DeliveryTransaction:
         )
         ticket_id = _new_id(result)
         self._attachments(ctx, ticket_id, None)
+        add_tags(self.conn, ticket_id, decision.placement)
         return ticket_id
 
     def _add_comment(self, decision: Decision, ctx: Context, ticket_id: int) -> int:
@@ -324,6 +335,7 @@ class DeliveryTransaction:
             changes["status"] = "open"
         self.conn.execute(TOUCH_TICKET, changes)
         self._attachments(ctx, ticket_id, comment_id)
+        add_tags(self.conn, ticket_id, decision.placement)
         return comment_id
 
     def _attachments(self, ctx: Context, ticket_id: int, comment_id: int | None) -> None:
@@ -376,20 +388,6 @@ def _auth_record(decision: Decision, ctx: Context) -> dict[str, Any]:
     from ..auth.verdict import NOT_NEEDED
 
     return ctx.auth.as_dict() if decision.auth_needed and ctx.auth is not None else NOT_NEEDED
-
-
-def _upsert_user(dialect: str) -> Any:
-    """INSERT INTO users ... ON CONFLICT (email) DO UPDATE ... RETURNING id, in the dialect's syntax."""
-    if dialect not in _UPSERT_USER:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-        statement = dialect_insert(t.users)
-        _UPSERT_USER[dialect] = statement.on_conflict_do_update(
-            index_elements=[t.users.c.email], set_={"email": statement.excluded.email}
-        ).returning(t.users.c.id)
-    return _UPSERT_USER[dialect]
 
 
 def _new_id(result: CursorResult[Any]) -> int:

@@ -7,15 +7,18 @@ the rule settings and the separator edits together; one query looks up every fac
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     Integer,
     String,
     Text,
     bindparam,
+    case,
     cast,
     column,
     func,
@@ -29,6 +32,7 @@ from sqlalchemy import table as lightweight_table
 from ..config.rule_settings import RuleSettings, settings_from_rows
 from ..reply.extract import separators_from_edits
 from ..rules.decision import EarlierDelivery, Facts, ReferenceSource, TicketFacts, UserFacts
+from ..rules.routing_facts import Queue, Routing
 from . import schema as t
 
 if TYPE_CHECKING:
@@ -43,13 +47,51 @@ def _kind(number: int) -> Any:
 
 _alembic_version = lightweight_table("alembic_version", column("version_num", String))
 _settings, _edits = t.settings.c, t.separator_edits.c
+_queues, _queue_addresses, _filters = t.queues.c, t.queue_addresses.c, t.filters.c
+# Routing (rules/routing.py, rules/filters.py), read with the settings so that it costs no round trip of its own:
+# 4 = a queue (id, name, "default" or NULL), 5 = a queue address (queue id, address), 6 and 7 = a filter's
+# conditions and actions as JSON text (position, name, JSON).
+_ROUTING_ROWS = (
+    select(_kind(4), _queues.id, _queues.name, cast(case((_queues.is_default, "default"), else_=null()), Text)),
+    select(_kind(5), _queue_addresses.queue_id, _queue_addresses.address, cast(null(), Text)),
+    select(_kind(6), _filters.position, _filters.name, cast(_filters.conditions, Text)),
+    select(_kind(7), _filters.position, _filters.name, cast(_filters.actions, Text)),
+)
 # Rows of (kind, seq, a, b): 0 = the schema revision, 1 = a setting (name, value), 2 = a separator
-# edit (op, text) in the order the admin made them.
+# edit (op, text) in the order the admin made them; 4 to 7 routing.
 PREAMBLE = union_all(
     select(_kind(0), _kind(0), _alembic_version.c.version_num, cast(null(), Text)),
     select(_kind(1), _kind(0), _settings.name, _settings.value),
     select(_kind(2), _edits.id, _edits.op, _edits.text),
+    *_ROUTING_ROWS,
 ).order_by(literal_column("1"), literal_column("2"))
+
+# The limits count rows that concurrent deliveries write (new tickets and acknowledgements per sender): on
+# PostgreSQL two deliveries from one sender could both count 4 against a limit of 5 and both go on. So the
+# preamble of a delivery with a sender also takes a transaction-scoped advisory lock on that address (kind 3,
+# a row nobody reads): the deliveries of one sender queue behind each other until commit, and the facts query,
+# a later statement with a later snapshot, counts what the one before committed. No extra round trip, nothing
+# session-scoped (PgBouncer's transaction mode keeps working), released by COMMIT or ROLLBACK. SQLite needs
+# none of it: BEGIN IMMEDIATE already serialises every delivery.
+_lock_key = bindparam("lock_key", type_=BigInteger)
+PREAMBLE_LOCKED = union_all(
+    select(_kind(0), _kind(0), _alembic_version.c.version_num, cast(null(), Text)),
+    select(_kind(1), _kind(0), _settings.name, _settings.value),
+    select(_kind(2), _edits.id, _edits.op, _edits.text),
+    select(_kind(3), _kind(0), cast(null(), String), cast(func.pg_advisory_xact_lock(_lock_key), Text)),
+    *_ROUTING_ROWS,
+).order_by(literal_column("1"), literal_column("2"))
+# The overall acknowledgements per hour are one count for every sender: its lock is taken only by a delivery
+# about to acknowledge while max_autoreplies_per_hour is set, just before it writes, and the count is read again
+# under it (a statement of its own, for the same snapshot reason).
+TAKE_LOCK = select(func.pg_advisory_xact_lock(_lock_key))
+
+
+def lock_key(name: str) -> int:
+    """A signed 64-bit advisory lock key for `name` (an address, or a limit shared by all), stable across hosts
+    and releases: a prefix keeps email2ticket's keys apart from other users of advisory locks on the database."""
+    digest = hashlib.blake2b(f"email2ticket limits: {name}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 # Writes without bound values: the values come with each execution, so building and caching a
 # statement costs nothing per message (it was a sixth of a delivery's CPU in the resident service).
@@ -98,6 +140,41 @@ _NOTIFICATIONS_DUE = (
     .scalar_subquery()
 )
 
+# Threading (rules/ticket.py thread-reference): the ticket of the newest message stored on a ticket (the mail that
+# opened it or a comment's) or notification we sent whose Message-ID the reply names; both columns are indexed.
+# The caller passes the ids only when the subject named no ticket (COALESCE evaluates this only then), at most
+# MAX_THREAD_IDS of them; otherwise an empty list, which the databases fold to false.
+_thread_ids = bindparam("thread_ids", type_=Text, expanding=True)
+_stored, _sent = t.messages.alias("stored"), t.notifications.alias("sent")
+_THREAD_CANDIDATES = union_all(
+    select(_stored.c.ticket_id.label("ticket_id"), _stored.c.received_at.label("at")).where(
+        _stored.c.message_id.in_(_thread_ids),
+        _stored.c.ticket_id.is_not(None),
+        _stored.c.action.in_(("create", "update")),
+    ),
+    select(_sent.c.ticket_id, _sent.c.created_at).where(_sent.c.outgoing_message_id.in_(_thread_ids)),
+).subquery("thread")
+_THREAD_TICKET = (
+    select(_THREAD_CANDIDATES.c.ticket_id).order_by(_THREAD_CANDIDATES.c.at.desc()).limit(1).scalar_subquery()
+)
+# The ticket the message names (subject, token, bounce, else the thread), and the one it lands on: a ticket merged
+# into another (`ticket merge`) sends everything on to it. Merging flattens chains, so one hop is all there is.
+_named = t.tickets.alias("named")
+_NAMED_TICKET = func.coalesce(bindparam("reference", type_=Integer), _THREAD_TICKET)
+# The ticket's Cc participants, one string (the databases' string aggregate; an address holds no line break).
+_participant, _participant_bounced = t.ticket_participants.alias("participant"), t.bounced_addresses.alias("pb")
+_PARTICIPANTS = (
+    select(func.aggregate_strings(_participant.c.address, "\n"))
+    .where(_participant.c.ticket_id == t.tickets.c.id)
+    .scalar_subquery()
+)
+_BOUNCED_PARTICIPANTS = (
+    select(func.aggregate_strings(_participant_bounced.c.address, "\n"))
+    .select_from(_participant.join(_participant_bounced, _participant_bounced.c.address == _participant.c.address))
+    .where(_participant.c.ticket_id == t.tickets.c.id)
+    .scalar_subquery()
+)
+
 _sender = t.users.alias("sender")
 _earlier = t.messages.alias("earlier")
 _other = t.messages.alias("other")
@@ -119,6 +196,9 @@ _FACTS_COLUMNS = (
     _requester.c.email.label("requester"),
     _technician.c.email.label("technician"),
     t.tickets.c.subject.label("ticket_subject"),
+    _named.c.id.label("named_id"),
+    _named.c.merged_into.label("named_merged_into"),
+    _PARTICIPANTS.label("participants"),
     _SENDER_NEW_TICKETS.label("sender_new_tickets"),
     select(_other.c.id)
     .where(_other.c.message_id == bindparam("message_id", type_=Text))
@@ -130,7 +210,8 @@ _FACTS_COLUMNS = (
 _FACTS_FROM = (
     _anchor.outerjoin(_sender, _sender.c.email == _sender_param)
     .outerjoin(_earlier, _earlier.c.delivered_key == bindparam("key", type_=String))
-    .outerjoin(t.tickets, t.tickets.c.id == bindparam("reference", type_=Integer))
+    .outerjoin(_named, _named.c.id == _NAMED_TICKET)
+    .outerjoin(t.tickets, t.tickets.c.id == func.coalesce(_named.c.merged_into, _named.c.id))
     .outerjoin(_requester, _requester.c.id == t.tickets.c.requester_id)
     .outerjoin(_technician, _technician.c.id == t.tickets.c.technician_id)
 )
@@ -145,6 +226,7 @@ FACTS_WITH_NOTIFICATIONS = select(
     _ACKS_TO_SENDER.label("acks_to_sender"),
     _ACKS_LAST_HOUR.label("acks_last_hour"),
     _NOTIFICATIONS_DUE.label("notifications_due"),
+    _BOUNCED_PARTICIPANTS.label("participants_bounced"),
 ).select_from(
     _FACTS_FROM.outerjoin(_bounced_sender, _bounced_sender.c.address == _sender_param)
     .outerjoin(_bounced_requester, _bounced_requester.c.address == _requester.c.email)
@@ -152,6 +234,25 @@ FACTS_WITH_NOTIFICATIONS = select(
 )
 
 
+
+
+def read_preamble(conn: Connection, sender: str | None) -> list[tuple[Any, ...]]:
+    """A delivery's first statement: the preamble, with the lock of the sender's limits on PostgreSQL."""
+    if sender and conn.dialect.name == "postgresql":
+        rows = conn.execute(PREAMBLE_LOCKED, {"lock_key": lock_key(f"sender {sender}")})
+    else:
+        rows = conn.execute(PREAMBLE)
+    return [tuple(row) for row in rows]
+
+
+def acknowledgements_last_hour_locked(conn: Connection) -> int | None:
+    """The acknowledgements of the last hour, counted again under the lock of max_autoreplies_per_hour: deliveries
+    about to acknowledge queue there until the one before commits, so none overshoots the limit. None on SQLite,
+    where BEGIN IMMEDIATE already serialises deliveries and the facts' count stands."""
+    if conn.dialect.name != "postgresql":
+        return None
+    conn.execute(TAKE_LOCK, {"lock_key": lock_key("acknowledgements per hour")})
+    return int(conn.execute(select(_ACKS_LAST_HOUR), {"hour_ago": t.utcnow() - timedelta(hours=1)}).scalar_one())
 
 
 def revision(preamble: list[tuple[Any, ...]]) -> str | None:
@@ -166,6 +267,21 @@ def rule_settings(preamble: list[tuple[Any, ...]]) -> tuple[RuleSettings, tuple[
     return settings_from_rows(rows), separators_from_edits(edits)
 
 
+def routing(preamble: list[tuple[Any, ...]]) -> Routing:
+    """The queues, their addresses and the filters in position order, from the preamble's rows."""
+    from ..rules.filters import stored_filter
+
+    queues = tuple(Queue(int(row[1]), row[2], row[3] == "default") for row in preamble if row[0] == 4)
+    addresses = tuple((row[2], int(row[1])) for row in preamble if row[0] == 5)
+    conditions = {row[2]: (int(row[1]), row[3]) for row in preamble if row[0] == 6}
+    actions = {row[2]: row[3] for row in preamble if row[0] == 7}
+    filters = tuple(
+        stored_filter(name, position, text, actions.get(name, "[]"))
+        for name, (position, text) in sorted(conditions.items(), key=lambda item: item[1][0])
+    )
+    return Routing(queues, addresses, filters)
+
+
 def read_facts(
     conn: Connection,
     user_ids: dict[str, int],
@@ -177,14 +293,19 @@ def read_facts(
     separators: tuple[str, ...],
     reference_source: ReferenceSource | None = None,
     notifications: bool = False,
+    thread_ids: tuple[str, ...] = (),
+    routing: Routing | None = None,
 ) -> Facts:
     """The facts for the rules, in one query; `notifications`: also what the notification rules need.
-    A sender's user row found here is remembered in `user_ids`, so writing needs no second lookup."""
+    A sender's user row found here is remembered in `user_ids`, so writing needs no second lookup.
+    `thread_ids`: the Message-IDs a reply names (rules/ticket.py thread_message_ids), looked up only
+    without a `reference`."""
     now = t.utcnow()
     values: dict[str, Any] = {
         "sender": sender or None,
         "key": keys.idempotency_key,
         "reference": reference,
+        "thread_ids": list(thread_ids) if reference is None else [],
         "message_id": keys.message_id or None,
         "body_digest": keys.body_digest,
         "hour_ago": now - timedelta(hours=1),
@@ -197,13 +318,19 @@ def read_facts(
         user_ids[row.user_email] = int(row.user_id)
         user = UserFacts(row.user_email, bool(row.is_technician), row.access, bool(row.disabled))
     extra = row._mapping
-    bounced = (extra.get("sender_bounced"), extra.get("requester_bounced"), extra.get("technician_bounced"))
+    bounced = [extra.get("sender_bounced"), extra.get("requester_bounced"), extra.get("technician_bounced")]
+    bounced += (extra.get("participants_bounced") or "").split("\n")
+    if reference is None and row.named_id is not None:  # the thread lookup found it
+        reference, reference_source = int(row.named_id), "thread"
     return Facts(
         settings=settings,
         separators=separators,
+        routing=routing or Routing(),
         sender_user=user,
         reference=reference,
         reference_source=reference_source if reference is not None else None,
+        participants=frozenset(filter(None, (row.participants or "").split("\n"))),
+        merged_from=int(row.named_id) if row.named_merged_into is not None and row.ticket_id is not None else None,
         ticket=(
             TicketFacts(row.ticket_id, row.ticket_status, row.requester, row.technician, row.ticket_subject)
             if row.ticket_id is not None

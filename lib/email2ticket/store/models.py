@@ -45,16 +45,58 @@ class Ticket(Base):
     updated_at: Mapped[datetime]
     unverified_sender: Mapped[bool]
     refers_to: Mapped[int | None]
+    merged_into: Mapped[int | None]
+    queue_id: Mapped[int | None]
+    priority: Mapped[str]
 
     requester: Mapped[User] = relationship(foreign_keys=[schema.tickets.c.requester_id])
     technician: Mapped[User | None] = relationship(foreign_keys=[schema.tickets.c.technician_id])
-    comments: Mapped[list[Comment]] = relationship(order_by="Comment.id", back_populates="ticket")
+    # In the order they were written: a merge (store/merge.py) brings older comments of another ticket.
+    comments: Mapped[list[Comment]] = relationship(
+        order_by="(Comment.created_at, Comment.id)", back_populates="ticket"
+    )
     attachments: Mapped[list[Attachment]] = relationship(
         primaryjoin="and_(Attachment.ticket_id == Ticket.id, Attachment.comment_id.is_(None))",
         order_by="Attachment.id",
         viewonly=True,
     )
     notes: Mapped[list[Note]] = relationship(order_by="Note.id", viewonly=True)
+    participants: Mapped[list[Participant]] = relationship(order_by="Participant.address", viewonly=True)
+    # tickets.queue_id has no foreign key (schema.py says why): the join is spelt out.
+    queue: Mapped[Queue | None] = relationship(primaryjoin="foreign(Ticket.queue_id) == Queue.id", viewonly=True)
+    tags: Mapped[list[TicketTag]] = relationship(order_by="TicketTag.tag", viewonly=True)
+
+
+class Queue(Base):
+    """Where new tickets land, chosen by the address the mail was sent to (rules/routing.py)."""
+
+    __table__ = schema.queues
+
+    id: Mapped[int]
+    name: Mapped[str]
+    is_default: Mapped[bool]
+    created_at: Mapped[datetime]
+
+
+class TicketTag(Base):
+    """A word a filter (rules/filters.py) attached to a ticket."""
+
+    __table__ = schema.ticket_tags
+
+    ticket_id: Mapped[int]
+    tag: Mapped[str]
+    created_at: Mapped[datetime]
+
+
+class Participant(Base):
+    """A person copied on a ticket (rules/people.py): replies like its requester."""
+
+    __table__ = schema.ticket_participants
+
+    ticket_id: Mapped[int]
+    address: Mapped[str]
+    message_row: Mapped[int | None]
+    created_at: Mapped[datetime]
 
 
 class Comment(Base):

@@ -58,6 +58,8 @@ class NotificationFields:
     comment: str = ""  # comment kinds only
     author: str = ""
     in_reply_to: str | None = None  # the Message-ID of the mail that triggered it (threading)
+    # reply_to_ticket_address: Reply-To: the From: address with this delimiter and the ticket ("": no Reply-To).
+    reply_delimiter: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ def queue_notification(
         comment=comment,
         author=sender if comment else "",
         in_reply_to=ctx.message.message_id,
+        reply_delimiter=decision.placement.reply_delimiter if decision.placement else "",
     )
     return OutboxItem(_new_id(result), 0, fields)
 

@@ -73,7 +73,9 @@ def claim(
             rows += list(tx.conn.execute(_locked(waiting.order_by(_n.c.id).limit(due))))
         for row in rows:
             tx.conn.execute(update(_n).where(_n.c.id == row.id).values(next_attempt_at=now + lease))
-    return [_item(row) for row in rows]
+        settings = tx.rule_settings()[0]
+    delimiter = settings.recipient_delimiter[:1] if settings.reply_to_ticket_address else ""
+    return [_item(row, delimiter) for row in rows]
 
 
 def _locked(query: Select[Any]) -> Select[Any]:
@@ -128,7 +130,7 @@ def unblock(store: DeliveryStore, address: str) -> bool:
         return bool(result.rowcount)
 
 
-def _item(row: Any) -> OutboxItem:
+def _item(row: Any, reply_delimiter: str = "") -> OutboxItem:
     fields = NotificationFields(
         kind=row.kind,
         ticket=row.ticket,
@@ -140,6 +142,7 @@ def _item(row: Any) -> OutboxItem:
         comment=row.comment or "",
         author=row.author or "",
         in_reply_to=row.in_reply_to,
+        reply_delimiter=reply_delimiter,
     )
     return OutboxItem(row.id, row.attempts, fields)
 

@@ -98,7 +98,8 @@ queues = Table(
     _created(),
 )
 
-# The addresses that choose a queue, stored lower-cased and without a plus-detail.
+# The addresses that choose a queue, stored lower-cased: a recipient matches one exactly, else by its base address
+# (helpdesk+7@ -> helpdesk@; rules/routing.py), so an address with a detail can be a queue's own mailbox.
 queue_addresses = Table(
     "queue_addresses",
     metadata,
