@@ -64,6 +64,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _PG_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)
+        # Under pytest-xdist (scripts/test runs two workers) the MTA tests stay on one worker, in order: they
+        # share the host's MTA packages, users and /etc/exim4/trusted_configs.
+        if item.get_closest_marker("mta") is not None:
+            item.add_marker(pytest.mark.xdist_group("mta"))
 
 
 # --------------------------------------------------------------------------

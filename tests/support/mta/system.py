@@ -91,11 +91,11 @@ def ensure_user(name: str) -> pwd.struct_passwd:
     """A system user with its own group, no home, no login shell (created once, kept)."""
     with contextlib.suppress(KeyError):
         return pwd.getpwnam(name)
-    subprocess.run(
-        [_tool("useradd"), *USERADD_OPTIONS, name],
-        capture_output=True,
-        check=False,
-    )
+    for _attempt in range(5):
+        made = subprocess.run([_tool("useradd"), *USERADD_OPTIONS, name], capture_output=True, check=False)
+        if made.returncode != 10:  # 10: another process (a second test worker) held /etc/passwd's lock
+            break
+        time.sleep(0.5)
     return pwd.getpwnam(name)  # KeyError if even a concurrent creation failed
 
 

@@ -119,18 +119,23 @@ def _ensure_os_user(name: str) -> pwd.struct_passwd:
     useradd = _find_system_tool("useradd")
     if useradd is None:
         raise PgServerError(f"running as root and user {name!r} is missing, but useradd was not found")
-    proc = subprocess.run(
-        [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    try:
-        # A concurrent test session may have created it first (useradd exit 9).
-        return pwd.getpwnam(name)
-    except KeyError:
-        raise PgServerError(f"useradd {name} failed (exit {proc.returncode}): {proc.stderr.strip()}") from None
+    for attempt in range(5):
+        proc = subprocess.run(
+            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        try:
+            # A concurrent test session may have created it first (useradd exit 9), or held /etc/passwd's
+            # lock while creating another user (exit 10: try again).
+            return pwd.getpwnam(name)
+        except KeyError:
+            if proc.returncode != 10 or attempt == 4:
+                break
+            time.sleep(0.5)
+    raise PgServerError(f"useradd {name} failed (exit {proc.returncode}): {proc.stderr.strip()}")
 
 
 def dbname_of(database: str) -> str:
