@@ -108,9 +108,11 @@ def _branches(pattern: str) -> Iterator[str]:
             yield inner + rest
 
 
-def _split(pattern: str) -> list[str]:
-    """`pattern` split at its top-level "|"."""
-    parts, depth, start, i = [], 0, 0, 0
+def _structure(pattern: str) -> Iterator[tuple[int, str, int]]:
+    """`(index, char, depth)` for each "(", ")" and "|" of `pattern` outside escapes and character classes:
+    the depth inside a "(" or ")" is that of the group it opens or closes (1 for a top-level group), a top-level
+    "|" is at depth 0. The one reader of the pattern's structure, for _split and _group_end."""
+    depth, i = 0, 0
     while i < len(pattern):
         char = pattern[i]
         if char == "\\":
@@ -120,33 +122,26 @@ def _split(pattern: str) -> list[str]:
             i = _class_end(pattern, i)
         elif char == "(":
             depth += 1
+            yield i, char, depth
         elif char == ")":
+            yield i, char, depth
             depth -= 1
-        elif char == "|" and depth == 0:
-            parts.append(pattern[start:i])
-            start = i + 1
+        elif char == "|":
+            yield i, char, depth
         i += 1
-    parts.append(pattern[start:])
-    return parts
+
+
+def _split(pattern: str) -> list[str]:
+    """`pattern` split at its top-level "|"."""
+    cuts = [i for i, char, depth in _structure(pattern) if char == "|" and depth == 0]
+    return [pattern[start + 1 : end] for start, end in zip([-1, *cuts], [*cuts, len(pattern)], strict=True)]
 
 
 def _group_end(part: str) -> int:
     """The index of the ")" closing the group that starts `part`."""
-    depth, i = 0, 0
-    while i < len(part):
-        char = part[i]
-        if char == "\\":
-            i += 2
-            continue
-        if char == "[":
-            i = _class_end(part, i)
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
+    for i, char, depth in _structure(part):
+        if char == ")" and depth == 1:
+            return i
     raise ValueError(f"unbalanced group in {part!r}")
 
 
