@@ -1,5 +1,6 @@
 """The package's shape as tests (STYLE.md points 1 and 13): no import cycle, layers import only downward, a
-small package root, no module over 400 lines, and the exit codes' start-up-cheap copies agree with exits.py.
+small package root, no module over 400 lines, records that are msgspec Structs (cheap to define on every
+delivered mail), and the exit codes' start-up-cheap copies agree with exits.py.
 
 The rules read the source with `ast` (tests/support/imports.py) and never import it, so imports inside
 functions and under `if TYPE_CHECKING:` count. Each check is a function returning its violations, one line
@@ -129,6 +130,17 @@ def test_layers_import_only_downward(graph: Graph) -> None:
         pytest.fail(f"{len(found)} import(s) against the layers (STYLE.md 13):\n" + "\n".join(found), pytrace=False)
 
 
+def dataclasses_defined(package_dir: Path) -> list[str]:
+    """Classes made with @dataclass: the package's records are msgspec Structs, because the pipe defines its
+    records on every delivered mail and a frozen dataclass costs some thirty times as much to define."""
+    found = []
+    for path in sorted(package_dir.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any("dataclass" in ast.unparse(d) for d in node.decorator_list):
+                found.append(f"{path.relative_to(package_dir.parent)}:{node.lineno}: {node.name} is a dataclass")
+    return found
+
+
 def test_package_root_is_small() -> None:
     found = root_modules(PACKAGE)
     if len(found) > MAX_ROOT_MODULES:
@@ -141,6 +153,12 @@ def test_no_module_over_400_lines() -> None:
     found = long_modules(PACKAGE)
     if found:
         pytest.fail(f"{len(found)} module(s) too long:\n" + "\n".join(found), pytrace=False)
+
+
+def test_records_are_structs_not_dataclasses() -> None:
+    found = dataclasses_defined(PACKAGE)
+    if found:
+        pytest.fail("use msgspec.Struct (README, Layout):\n" + "\n".join(found), pytrace=False)
 
 
 def test_thin_client_exit_codes_are_the_contracts() -> None:
@@ -270,3 +288,10 @@ def test_check_finds_long_modules_and_a_crowded_root(tmp_path: Path) -> None:
     assert len(root_modules(package)) == MAX_ROOT_MODULES
     (package / "__main__.py").write_text("")
     assert len(root_modules(package)) == MAX_ROOT_MODULES + 1
+
+
+def test_check_finds_dataclasses(tmp_path: Path) -> None:
+    record = "from msgspec import Struct\n\nclass Fine(Struct, frozen=True):\n    x: int\n"
+    made = "from dataclasses import dataclass\n\n\n@dataclass(frozen=True)\nclass Costly:\n    x: int\n"
+    package = _tree(tmp_path, {"__init__.py": "", "rules/fine.py": record, "rules/costly.py": made})
+    assert dataclasses_defined(package) == ["email2ticket/rules/costly.py:5: Costly is a dataclass"]

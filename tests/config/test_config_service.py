@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from email2ticket.config.load import config_from_mapping
 from email2ticket.config.model import ServiceConfig

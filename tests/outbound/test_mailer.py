@@ -11,11 +11,11 @@ import socket
 import stat
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from msgspec.structs import replace
 
 from email2ticket.config.model import NotificationsConfig
 from email2ticket.outbound.render import OutgoingMail, load_templates, render

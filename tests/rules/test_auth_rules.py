@@ -3,10 +3,10 @@ when the decision asks for a verdict, and what an unverified or undecidable send
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from email2ticket.auth.verdict import Evidence, Verdict
 from email2ticket.config.rule_settings import RuleSettings

@@ -10,13 +10,13 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import re
-from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from email2ticket.auth.verdict import Verdict
 from email2ticket.config.rule_settings import RuleSettings

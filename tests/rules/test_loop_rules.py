@@ -6,10 +6,10 @@ it: hold, ignore, note, create with an acknowledgement or without, and the reaso
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from email2ticket.auth.verdict import Evidence, Verdict
 from email2ticket.config.rule_settings import RuleSettings

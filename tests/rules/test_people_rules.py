@@ -6,7 +6,7 @@ sender-is-participant for a Cc participant, notify-participants (rules/notify.py
 
 from __future__ import annotations
 
-from dataclasses import replace
+from msgspec.structs import replace
 
 from email2ticket.auth.verdict import Verdict
 from email2ticket.config.rule_settings import RuleSettings

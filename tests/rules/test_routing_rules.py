@@ -7,9 +7,8 @@ executable, on SQLite and PostgreSQL: tests/delivery/test_routing.py.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
+from msgspec.structs import replace
 
 from email2ticket.config.rule_settings import RuleSettings
 from email2ticket.mail.envelope import Envelope

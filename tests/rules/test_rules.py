@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from email2ticket.config.rule_settings import RuleSettings
 from email2ticket.exits import ExitCode

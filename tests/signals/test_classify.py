@@ -7,10 +7,10 @@ looser pattern shows up as a new entry there, not as a customer's mail silently 
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from email2ticket.config.rule_settings import RuleSettings
 from email2ticket.mail.envelope import Envelope

@@ -10,8 +10,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
+
+from msgspec.structs import replace
 
 from email2ticket.config.rule_settings import RuleSettings
 from email2ticket.mail.envelope import Envelope

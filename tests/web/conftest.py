@@ -12,11 +12,11 @@ Location) with helpers that fill in the session's CSRF token the way the page's 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from email2ticket.config.model import Config, NotificationsConfig
 from email2ticket.store.accounts import AccountStore

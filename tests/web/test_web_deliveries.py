@@ -122,7 +122,7 @@ def pg(database_url: str, request: pytest.FixtureRequest) -> Any:
 def test_quarantine_replay_and_delete(
     make_web: Callable[..., WebAdmin], make_admin: Callable[..., Admin], web_url: str, pg: Any
 ) -> None:
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     from email2ticket.delivery.run import deliver_message
     from email2ticket.mail.envelope import Envelope

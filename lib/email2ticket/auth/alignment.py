@@ -12,9 +12,10 @@ Pure functions, except that the list is loaded once per process.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
+
+from msgspec import Struct
 
 if TYPE_CHECKING:
     from publicsuffixlist import PublicSuffixList
@@ -72,8 +73,7 @@ def relation(how: Match, effective: Alignment, why_strict: str = "dkim_alignment
     return f"d= shares only the organizational domain, and alignment is strict ({why_strict})"
 
 
-@dataclass(frozen=True)
-class DmarcRecord:
+class DmarcRecord(Struct, frozen=True):
     """The parts of a DMARC policy record (RFC 7489 section 6.3) alignment needs."""
 
     domain: str  # where the record was found (the From: domain or its organizational domain)

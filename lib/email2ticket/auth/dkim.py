@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import dkim
 from dkim.canonicalization import CanonicalizationPolicy
 from dkim.util import parse_tag_value
+from msgspec import Struct
 
 from ..config.model import DnsConfig
 from ..exits import DeliveryError
@@ -38,8 +38,7 @@ _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 
 
-@dataclass(frozen=True)
-class _Signature:
+class _Signature(Struct, frozen=True):
     """One DKIM-Signature header's identity, read before verifying it."""
 
     index: int
@@ -78,8 +77,7 @@ def verify_dkim(
     return _decide(signatures, checked, author, mode, resolver, binding)
 
 
-@dataclass(frozen=True)
-class _Binding:
+class _Binding(Struct, frozen=True):
     """The headers that decide, counted as the rules read them and as dkimpy read them (auth/binding.py)."""
 
     counts: Mapping[str, int]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass, field
 
 import dns.exception
 import dns.nameserver
@@ -29,16 +28,13 @@ class DnsTemporaryError(Exception):
     """A lookup that may succeed later: timeout, SERVFAIL, no resolver, or the time budget spent."""
 
 
-@dataclass
 class TxtResolver:
     """TXT lookups against the configured resolvers (else /etc/resolv.conf), bounded by one deadline."""
 
-    config: DnsConfig
-    deadline: float = 0.0
-    queries: list[str] = field(default_factory=list)  # "name: outcome (ms)", for the bench and debugging
-
-    def __post_init__(self) -> None:
-        self.deadline = time.monotonic() + self.config.time_budget
+    def __init__(self, config: DnsConfig) -> None:
+        self.config = config
+        self.deadline = time.monotonic() + config.time_budget
+        self.queries: list[str] = []  # "name: outcome (ms)", for the bench and debugging
         self._resolver: dns.resolver.Resolver | None = None
 
     def _get_resolver(self) -> dns.resolver.Resolver:

@@ -21,8 +21,9 @@ to step 3 and is called by the delivery shell only when a decision depends on it
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
+
+from msgspec import Struct, field, to_builtins
 
 from ..config.rule_settings import RuleSettings
 from .alignment import Alignment
@@ -39,8 +40,7 @@ EvidenceResult = Literal["pass", "fail", "neutral", "none", "policy", "temperror
 NOT_NEEDED: dict[str, Any] = {"result": "not evaluated", "reason": "not needed"}
 
 
-@dataclass(frozen=True)
-class AuthPolicy:
+class AuthPolicy(Struct, frozen=True):
     """The rule settings a verdict depends on; a verdict computed under other settings is recomputed."""
 
     alignment: Alignment = "relaxed"
@@ -61,8 +61,7 @@ class AuthPolicy:
 UNTRUSTED_LISTENER = "the message came over LMTP on TCP, where any local user can connect and write any header"
 
 
-@dataclass(frozen=True)
-class Evidence:
+class Evidence(Struct, frozen=True):
     """One DKIM signature we verified, or one result a trusted Authentication-Results header reported."""
 
     method: str  # "dkim", or the A-R method ("dkim", "dmarc", "auth", "spf", ...)
@@ -81,8 +80,7 @@ class Evidence:
         return f"{self.method}{who}: {self.result} ({self.detail}){aligned}"
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(Struct, frozen=True):
     """Whether the sender is authenticated, which evidence decided, and everything it was based on."""
 
     result: VerdictResult
@@ -107,9 +105,7 @@ class Verdict:
 
     def as_dict(self) -> dict[str, Any]:
         """The audit record's form (messages.auth_verdict)."""
-        record = asdict(self)
+        record: dict[str, Any] = to_builtins(self)  # nested records become dicts, tuples lists
         record["evidence"] = [{k: v for k, v in e.items() if v != ""} for e in record["evidence"]]
-        policy = {k: v for k, v in record["policy"].items() if k != "results_ignored" or v}  # said only when so
-        record["policy"] = {k: list(v) if isinstance(v, tuple) else v for k, v in policy.items()}
-        record["notes"] = list(self.notes)
+        record["policy"] = {k: v for k, v in record["policy"].items() if k != "results_ignored" or v}  # only when so
         return record

@@ -8,8 +8,9 @@ and, for our own DKIM check, that the signature signed (binding.py).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
+
+from msgspec.structs import replace
 
 from .alignment import normalise_domain
 from .binding import deciding_counts, repeated_header

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
+
+from msgspec.structs import fields, replace
 
 from ..exits import ConfigurationError
 from .model import (
@@ -23,6 +24,11 @@ from .model import (
 )
 from .service import service_from_mapping
 from .syntax import addr_spec, is_domain, is_header_token, refuse_unknown
+
+# The defaults a key left out of the file takes (a record's class holds no defaults to read).
+_DEFAULT_CONFIG = Config()
+_DEFAULT_DNS_CONFIG = DnsConfig()
+_DEFAULT_NOTIFICATIONS_CONFIG = NotificationsConfig()
 
 
 def find_config_file(explicit: str | None, environ: dict[str, str] | os._Environ[str]) -> Path | None:
@@ -78,13 +84,13 @@ def config_from_mapping(data: dict[str, Any], *, source: str | None = None) -> C
     url = data.get("database_url")
     if url is not None and (not isinstance(url, str) or not url.strip()):
         raise ConfigurationError("database_url must be a non-empty string")
-    size = data.get("max_message_bytes", Config.max_message_bytes)
+    size = data.get("max_message_bytes", _DEFAULT_CONFIG.max_message_bytes)
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise ConfigurationError("max_message_bytes must be a positive integer")
-    timeout = data.get("delivery_timeout", Config.delivery_timeout)
+    timeout = data.get("delivery_timeout", _DEFAULT_CONFIG.delivery_timeout)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigurationError("delivery_timeout must be a positive number of seconds")
-    attempts = data.get("max_attempts", Config.max_attempts)
+    attempts = data.get("max_attempts", _DEFAULT_CONFIG.max_attempts)
     if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
         raise ConfigurationError("max_attempts must be a positive integer")
     return Config(
@@ -142,7 +148,7 @@ def _dns_from_mapping(data: Any) -> DnsConfig:
             parse_resolver(resolver)
         except ValueError as exc:
             raise ConfigurationError(f"dns.resolvers: {exc}") from exc
-    budget = data.get("time_budget", DnsConfig.time_budget)
+    budget = data.get("time_budget", _DEFAULT_DNS_CONFIG.time_budget)
     if isinstance(budget, bool) or not isinstance(budget, int | float) or budget <= 0:
         raise ConfigurationError("dns.time_budget must be a positive number of seconds")
     return DnsConfig(resolvers=tuple(resolvers), time_budget=float(budget))
@@ -198,16 +204,16 @@ def _notifications_from_mapping(data: Any) -> NotificationsConfig:
         raise ConfigurationError(
             'notifications.from_address must be one address with a domain, such as "Help Desk <helpdesk@example.org>"'
         )
-    method = data.get("method", NotificationsConfig.method)
+    method = data.get("method", _DEFAULT_NOTIFICATIONS_CONFIG.method)
     if method not in NOTIFY_METHODS:
         raise ConfigurationError(f"notifications.method must be one of {', '.join(NOTIFY_METHODS)}")
-    port = data.get("smtp_port", NotificationsConfig.smtp_port)
+    port = data.get("smtp_port", _DEFAULT_NOTIFICATIONS_CONFIG.smtp_port)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ConfigurationError("notifications.smtp_port must be a port number from 1 to 65535")
-    timeout = data.get("timeout", NotificationsConfig.timeout)
+    timeout = data.get("timeout", _DEFAULT_NOTIFICATIONS_CONFIG.timeout)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigurationError("notifications.timeout must be a positive number of seconds")
-    previous = data.get("previous_keys", NotificationsConfig.previous_keys)
+    previous = data.get("previous_keys", _DEFAULT_NOTIFICATIONS_CONFIG.previous_keys)
     if isinstance(previous, bool) or not isinstance(previous, int) or previous < 0:
         raise ConfigurationError("notifications.previous_keys must be an integer, 0 or more")
     domain = _optional_text(data, "message_id_domain")
@@ -222,8 +228,8 @@ def _notifications_from_mapping(data: Any) -> NotificationsConfig:
     return NotificationsConfig(
         from_address=from_address,
         method=method,
-        sendmail=_absolute_path(data, "sendmail") or NotificationsConfig.sendmail,
-        smtp_host=_optional_text(data, "smtp_host") or NotificationsConfig.smtp_host,
+        sendmail=_absolute_path(data, "sendmail") or _DEFAULT_NOTIFICATIONS_CONFIG.sendmail,
+        smtp_host=_optional_text(data, "smtp_host") or _DEFAULT_NOTIFICATIONS_CONFIG.smtp_host,
         smtp_port=port,
         timeout=float(timeout),
         message_id_domain=domain.lower() if domain else None,

@@ -2,15 +2,16 @@
 
 Rule settings (restrict_replies, separators, ...) live in the database so an admin can change them
 without touching the MTA; this file holds only what the process needs before it can reach the
-database. The TOML file is validated once into a frozen dataclass: an unknown key is an error, because
+database. The TOML file is validated once into a frozen record: an unknown key is an error, because
 a misspelt key silently ignored is a setting the admin believes is in force. Every error here is a
 ConfigurationError, which the CLI turns into 75 so the MTA keeps the mail while the admin fixes it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from msgspec import Struct, field
 
 from .syntax import addr_spec
 
@@ -20,8 +21,7 @@ DATABASE_URL_ENV = "EMAIL2TICKET_DATABASE_URL"
 LOG_TARGETS = ("auto", "syslog", "file", "none")
 
 
-@dataclass(frozen=True)
-class LoggingConfig:
+class LoggingConfig(Struct, frozen=True):
     """Where the one-line-per-delivery log goes. Never stdout: Postfix reads it as our answer."""
 
     target: str = "auto"  # auto: syslog when /dev/log exists, else `file` when set, else nowhere
@@ -29,8 +29,7 @@ class LoggingConfig:
     facility: str = "mail"
 
 
-@dataclass(frozen=True)
-class DnsConfig:
+class DnsConfig(Struct, frozen=True):
     """How sender verification asks DNS for DKIM keys and DMARC records.
 
     Only a message whose sender's rights depend on a DKIM verification ever queries DNS. The budget
@@ -45,8 +44,7 @@ class DnsConfig:
 FALLBACKS = ("standalone", "tempfail")
 
 
-@dataclass(frozen=True)
-class ServiceConfig:
+class ServiceConfig(Struct, frozen=True):
     """The resident delivery service (`email2ticket serve`) and how the pipe command reaches it.
 
     The pipe command stays the MTA's interface; with `socket` set it hands each message to the
@@ -77,8 +75,7 @@ NOTIFY_METHODS = ("sendmail", "smtp", "off")
 NULL_SENDER = "<>"
 
 
-@dataclass(frozen=True)
-class NotificationsConfig:
+class NotificationsConfig(Struct, frozen=True):
     """How the help desk sends its own mail: acknowledgements and notifications (outbound/).
 
     Without `from_address` nothing is ever sent, and a missing key file is no error (outbound/keys.py), so an
@@ -130,8 +127,7 @@ class NotificationsConfig:
         return default_data_directory() / "notification-keys"
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(Struct, frozen=True):
     """The structural limits of one message ([limits]): what the parser may be asked to build (mail/limits.py).
 
     A message over any of them is held for the admin, never turned into a ticket or bounced.
@@ -145,8 +141,7 @@ class Limits:
     max_attachments: int = 500
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(Struct, frozen=True):
     """Validated infrastructure settings; see examples/config.toml for each key's meaning."""
 
     database_url: str | None = None
@@ -181,5 +176,3 @@ def default_data_directory() -> Path:
     from platformdirs import user_data_path  # only paid for when no database or key file is configured
 
     return user_data_path("email2ticket")
-
-

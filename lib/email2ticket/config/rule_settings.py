@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from typing import Any
+
+from msgspec import Struct
+from msgspec.structs import fields
 
 # The subject prefixes of replies and forwards in the languages our users write in (mail/subject.py).
 DEFAULT_REPLY_PREFIXES: tuple[str, ...] = (
@@ -62,8 +64,7 @@ class SettingError(ValueError):
     """An unknown setting name or a value of the wrong kind; the message is for the admin."""
 
 
-@dataclass(frozen=True)
-class RuleSettings:
+class RuleSettings(Struct, frozen=True):
     """The update-or-create policy. Defaults follow the product email2ticket replaces."""
 
     restrict_replies: bool = True
@@ -211,7 +212,7 @@ def _parse_count(name: str, text: str) -> int:
 def _parse_delimiter(text: str) -> str:
     """recipient_delimiter: printable characters that cannot end an address's local part or start its domain."""
     value = text.strip()
-    if any(char in "@\"<>(),;:[]\\" or char.isspace() or char.isalnum() or not char.isprintable() for char in value):
+    if any(char in '@"<>(),;:[]\\' or char.isspace() or char.isalnum() or not char.isprintable() for char in value):
         raise SettingError(f"recipient_delimiter takes punctuation such as + or -, not {text!r} (empty: off)")
     return "".join(dict.fromkeys(value))
 

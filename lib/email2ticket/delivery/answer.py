@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import io
 import traceback
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from ..exits import DEFAULT_STATUS, DeliveryError, ExitCode, smtp_code, status_line
 from .run import Result, crash_reason
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(Struct, frozen=True):
     """What the pipe command prints and exits with, and what LMTP answers for one recipient."""
 
     exit_code: int

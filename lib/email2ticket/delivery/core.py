@@ -11,8 +11,10 @@ is delivery/attempts.py's part; this module raises.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from ..auth.verdict import AuthPolicy
 from ..auth.verify import offline_verdict, verify_sender
@@ -76,8 +78,7 @@ def message_keys(message: ParsedMessage, raw: bytes) -> MessageKeys:
     )
 
 
-@dataclass(frozen=True)
-class Options:
+class Options(Struct, frozen=True):
     """How a delivery runs, beyond the message: set by the delivery layer from the configuration."""
 
     max_message_bytes: int
@@ -88,8 +89,7 @@ class Options:
     redelivery: Redelivery | None = None  # an admin delivers a stored message again
 
 
-@dataclass(frozen=True)
-class VerifyFirst:
+class VerifyFirst(Struct, frozen=True):
     """The decision depends on who the sender really is, and only DNS can tell: verify under `policy`,
     outside any transaction, then decide again."""
 

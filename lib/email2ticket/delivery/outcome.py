@@ -1,13 +1,14 @@
 """The data of one delivery: who we are as a sender, what a redelivery skips, and what came out.
 
-Plain frozen dataclasses shared by the delivery layer's modules and read by every entrance: the pipe
+Plain frozen records shared by the delivery layer's modules and read by every entrance: the pipe
 prints an Outcome, the service sends it back, LMTP answers with it, `explain` tells it in words.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 from ..exits import ExitCode
 from ..rules.decision import AuditAction, Decision, Outbound, RuleResult
@@ -18,8 +19,7 @@ if TYPE_CHECKING:
     from ..store.notices import OutboxItem
 
 
-@dataclass(frozen=True)
-class MailIdentity:
+class MailIdentity(Struct, frozen=True):
     """Who we are as a sender of mail: how our own notifications and tokens are recognised.
 
     Built from [notifications] and the key file (delivery/run.py `mail_identity`); the default - no
@@ -31,8 +31,7 @@ class MailIdentity:
     outbound: Outbound = field(default_factory=Outbound)
 
 
-@dataclass(frozen=True)
-class Redelivery:
+class Redelivery(Struct, frozen=True):
     """A stored message delivered again by an admin: `messages release` or `quarantine replay`.
 
     `skip` is the stopping rule the release skips (the one that held or ignored the message); a replay
@@ -44,8 +43,7 @@ class Redelivery:
     state: AuditAction  # "released" or "replayed"
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(Struct, frozen=True):
     """The result of one delivery, as printed by --json, logged and answered to the MTA.
 
     `decision` is the rules' record; a message the delivery layer quarantined after repeated failures

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
 
 from ..exits import DeadlineExceeded, DeliveryError, DeliveryTimeout, ExitCode
 from ..mail.envelope import Envelope
@@ -31,8 +32,7 @@ if TYPE_CHECKING:
     from ..store.delivery import DeliveryStore
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(Struct, frozen=True):
     """One delivery as the entrances see it: the outcome, or the failure that stands in its place."""
 
     envelope: Envelope

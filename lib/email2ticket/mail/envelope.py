@@ -20,14 +20,14 @@ cp1252: mail/mime/text.py), and the envelope carries a note saying so, which the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 NULL_SENDER_SPELLINGS = frozenset({"", "<>", "mailer-daemon"})
 _ESCAPED_BYTES = range(0xDC80, 0xDD00)  # how Python's surrogateescape keeps a byte that is not UTF-8
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(Struct, frozen=True):
     """Envelope sender/recipient and the MTA's queue id, as far as the MTA told us."""
 
     sender: str | None = None  # None: not given; "": the null sender <>

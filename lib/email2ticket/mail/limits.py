@@ -19,8 +19,9 @@ import functools
 import heapq
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from itertools import pairwise
+
+from msgspec import Struct
 
 from ..config.model import Limits
 from .mime.digest import body_offset
@@ -44,8 +45,7 @@ def _boundary() -> re.Pattern[bytes]:
 _WINDOW, _OVERLAP = 1 << 20, 256  # declarations are searched window by window; a match may straddle two
 
 
-@dataclass(frozen=True)
-class Scan:
+class Scan(Struct, frozen=True):
     """What the scan found: the limits broken (one sentence each) and where the parser's copy ends."""
 
     breaches: tuple[str, ...] = ()

@@ -18,8 +18,10 @@ a message has HTML but no text/plain body.
 
 import email.utils
 import hashlib
-from dataclasses import dataclass, field
 from email.message import Message
+
+from msgspec import Struct
+from msgspec.structs import force_setattr
 
 from ..config.model import Limits
 from ..errors import describe_error
@@ -47,8 +49,7 @@ from .mime.tree import MAX_DEPTH, TREE_BUILDERS, Node, parse_compat, repair_head
 __all__ = ["MAX_DEPTH", "Attachment", "ParsedMessage", "normalise_address", "parse_message", "safe_filename"]
 
 
-@dataclass(frozen=True)
-class Attachment:
+class Attachment(Struct, frozen=True):
     """One non-body leaf part of a message: a file, an inline image or an attached message."""
 
     filename: str | None
@@ -67,8 +68,7 @@ class Attachment:
         return safe_filename(self.filename, fallback_name(self.content_type))
 
 
-@dataclass(frozen=True)
-class ParsedMessage:
+class ParsedMessage(Struct, frozen=True):
     """Everything later stages need from a message, as plain data that cannot raise on access."""
 
     subject: str = ""
@@ -78,7 +78,7 @@ class ParsedMessage:
     in_reply_to: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
-    body: str | None = field(default="", repr=False)  # the text body; None: `html` is, converted on first use
+    body: str | None = ""  # the text body; None: `html` is, converted on first use
     html: str | None = None  # the text/html body (the source of `text`, or its alternative), for reply cutting
     html_converted: bool = False  # `text` is converted from `html`: the message had no usable text/plain
     attachments: tuple[Attachment, ...] = ()
@@ -92,7 +92,7 @@ class ParsedMessage:
         above its quote container (reply/html.py), a new ticket all of it."""
         if self.body is None:
             converted = clean(html_to_text(self.html or "", Notes()))
-            object.__setattr__(self, "body", converted)  # a cache: the value is what it always would be
+            force_setattr(self, "body", converted)  # a cache: the value is what it always would be
             return converted
         return self.body
 

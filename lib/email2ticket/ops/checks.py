@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 if TYPE_CHECKING:
     from ..config.model import Config
@@ -18,8 +19,7 @@ if TYPE_CHECKING:
 SYSLOG_SOCKET = "/dev/log"
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(Struct, frozen=True):
     """One check's verdict; `fix` says what to do when it failed or warned."""
 
     name: str

@@ -17,9 +17,10 @@ from __future__ import annotations
 import os
 import re
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
 
 from .checks import Check, has_syslog
 
@@ -82,8 +83,7 @@ def deliver_script(argv: list[str]) -> int | None:
     return None
 
 
-@dataclass(frozen=True)
-class PipeService:
+class PipeService(Struct, frozen=True):
     """A master.cf entry running email2ticket-deliver through pipe(8)."""
 
     name: str
@@ -119,8 +119,7 @@ def find_pipe_services(path: Path) -> list[PipeService]:
     return services
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(Struct, frozen=True):
     """One transport table entry: `address transport:nexthop`."""
 
     address: str

@@ -22,9 +22,10 @@ import os
 import re
 import secrets
 import stat
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from msgspec import Struct
 
 from ..config.model import NotificationsConfig
 from ..exits import ConfigurationError
@@ -39,8 +40,7 @@ class KeyFileMissing(ConfigurationError):
     """The key file does not exist: fine while notifications are off, an error once they are on."""
 
 
-@dataclass(frozen=True)
-class KeyEntry:
+class KeyEntry(Struct, frozen=True):
     """One line of the key file: the key and when it was made (the date is for `keys list` only)."""
 
     key: Key

@@ -31,10 +31,11 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
+
+from msgspec import Struct
 
 from ..exits import ConfigurationError
 from ..rules.decision import NoticeKind
@@ -58,8 +59,7 @@ _WHITESPACE = re.compile(r"[\s\x00-\x1f\x7f]+")  # any run of whitespace or cont
 _MSG_ID = re.compile(r"<[^<>\s]+>")
 
 
-@dataclass(frozen=True)
-class OutgoingMail:
+class OutgoingMail(Struct, frozen=True):
     """A rendered notification, ready for mailer.send(); `data` has LF line ends."""
 
     message_id: str  # with <>
@@ -68,8 +68,7 @@ class OutgoingMail:
     data: bytes
 
 
-@dataclass(frozen=True)
-class NoticeTemplate:
+class NoticeTemplate(Struct, frozen=True):
     """One kind's parsed template, and where it came from (for errors and `doctor`)."""
 
     kind: NoticeKind
@@ -78,8 +77,7 @@ class NoticeTemplate:
     source: str  # BUILT_IN or the file's path
 
 
-@dataclass(frozen=True)
-class Templates:
+class Templates(Struct, frozen=True):
     """The template of every kind."""
 
     by_kind: Mapping[NoticeKind, NoticeTemplate]

@@ -19,8 +19,9 @@ under its lease and is tried again later; retries are only taken on while the re
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
 
 from ..errors import describe_error
 from ..log import write_line
@@ -41,8 +42,7 @@ if TYPE_CHECKING:
 RETRY_PER_DELIVERY = 3
 
 
-@dataclass(frozen=True)
-class SendReport:
+class SendReport(Struct, frozen=True):
     """What one round of sending did, for the log and `notifications retry`."""
 
     sent: tuple[int, ...] = ()

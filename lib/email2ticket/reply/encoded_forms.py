@@ -16,7 +16,8 @@ from __future__ import annotations
 import bisect
 import functools
 import re
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 VIEW_LIMIT = 1 << 19
 
@@ -39,8 +40,7 @@ def _pattern(source: str, flags: int = 0) -> re.Pattern[str]:
     return re.compile(source, flags)
 
 
-@dataclass(frozen=True)
-class DecodedView:
+class DecodedView(Struct, frozen=True):
     """The decoded text, and where each of its pieces came from in the text as sent.
 
     Piece i starts at `view_starts[i]` in the view and at `sent_starts[i]` in the original; an unchanged

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from .encoded_forms import decoded_view
 from .search import Hit, check_deadline, first_hit
@@ -43,8 +45,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class ReplyCut:
+class ReplyCut(Struct, frozen=True):
     """What was kept of a reply and why, so the comment can say which separator cut the mail.
 
     `text` always has LF line endings. `separator` and `line` say where the body was cut (None when it was

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from ..mail.mime.html_stream import convert
 
 _NEW_OUTLOOK = "mail-editor-reference-message-container"  # Outlook for iOS and Android, the new Outlook
 
 
-@dataclass(frozen=True)
-class QuoteMarker:
+class QuoteMarker(Struct, frozen=True):
     """An element that starts a client's quoted history: its tag (any, if None) and an attribute value.
 
     For `class` the value is one of the element's class names; for `id` and `type` the whole value, in any
@@ -70,8 +70,7 @@ QUOTE_MARKERS: tuple[QuoteMarker, ...] = (
 _XML_DECLARATION = re.compile(r"^<\?xml[^>]*\?>", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class HtmlQuote:
+class HtmlQuote(Struct, frozen=True):
     """The text above an HTML reply's quote container, and which container it was."""
 
     kept_text: str

@@ -20,7 +20,8 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from ..exits import DeadlineExceeded
 from . import separators as sep
@@ -34,8 +35,7 @@ SPAN = 1 << 14  # how far past its chunk a match may reach and still be found wh
 TIE_WINDOW = 1 << 16  # how far past its first line a separator is followed when settling a tie (_regex_hit)
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(Struct, frozen=True):
     """Where one separator first matches: the byte offset of the cut, and the separator's list position."""
 
     offset: int

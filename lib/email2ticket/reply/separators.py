@@ -14,8 +14,9 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Protocol
+
+from msgspec import Struct
 
 from .separator_list import DEFAULT_SEPARATORS
 
@@ -24,8 +25,7 @@ class InvalidSeparator(ValueError):
     """A separator an admin typed that cannot work; the message is one sentence meant for that admin."""
 
 
-@dataclass(frozen=True)
-class Separator:
+class Separator(Struct, frozen=True):
     """One separator, validated.
 
     `text` is exactly what the admin wrote (what is stored and shown back); `pattern` is what is

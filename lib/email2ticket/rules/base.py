@@ -12,8 +12,9 @@ A rule is pure: it reads, it returns a verdict with a sentence, and the chain de
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, NamedTuple, TypeVar
+
+from msgspec import Struct
 
 from .decision import Context, Facts, RuleResult
 
@@ -26,8 +27,7 @@ RELEASED = "released by the admin (`messages release`): this check is skipped"
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Found:
+class Found(Struct, frozen=True):
     """What the chain found during one decision that a later rule reads; the chain sets it, rules only read it.
 
     One value passed to every rule alike, rather than a parameter list per rule.
@@ -60,14 +60,13 @@ def miss(why: str) -> Finding:
 Judge = Callable[[Context, Facts, Found], Finding]
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(Struct, frozen=True):
     """A named check. `releasable`: it stops a message, and an admin's `messages release` of that message turns
     it into a MISS (see rules/loop.py). `see`: the README section that tells more (a link in the rule table)."""
 
     name: str  # kebab-case, as it appears in the reasons
     description: str  # one line, as `explain --rules` and the README's rule table show it
-    judge: Judge = field(repr=False, compare=False)
+    judge: Judge
     releasable: bool = False
     see: str = ""
 

@@ -21,7 +21,8 @@ ends in a note) are named steps in rules/walk.py. The data all of them share liv
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from ..mail.envelope import Envelope
 from ..mail.message import ParsedMessage
@@ -127,8 +128,7 @@ def notifying_update(walk: Walk) -> bool:
     return walk.ctx.outbound.enabled and updating(walk) and walk.facts.ticket is not None
 
 
-@dataclass(frozen=True)
-class Link:
+class Link(Struct, frozen=True):
     """One row: a rule, whether a decision consults it here, and what follows its verdict.
 
     A rule is consulted at most once a decision: sender-authenticated, which a grant consults on the spot

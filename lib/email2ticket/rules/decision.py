@@ -1,4 +1,4 @@
-"""The data rules decide on and the record they return: plain, frozen dataclasses.
+"""The data rules decide on and the record they return: plain, frozen records.
 
 The facts the store looked up (`Facts`), the message on its way (`Context`), one rule's verdict
 (`RuleResult`) and the whole decision (`Decision`). They live apart from the rule chain (rules/chain.py)
@@ -8,8 +8,9 @@ store share them without importing each other. What a rule is lives in rules/bas
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
+
+from msgspec import Struct, field
 
 from ..config.rule_settings import RuleSettings
 from ..exits import ExitCode
@@ -38,8 +39,7 @@ ACCESS_LEVELS = ("none", "limited", "normal", "full")
 # --- the facts rules run on ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class UserFacts:
+class UserFacts(Struct, frozen=True):
     """A row of the user table as the rules need it."""
 
     email: str
@@ -48,8 +48,7 @@ class UserFacts:
     disabled: bool = False
 
 
-@dataclass(frozen=True)
-class TicketFacts:
+class TicketFacts(Struct, frozen=True):
     """The ticket a subject refers to, as the rules need it."""
 
     id: int
@@ -59,8 +58,7 @@ class TicketFacts:
     subject: str = ""
 
 
-@dataclass(frozen=True)
-class EarlierDelivery:
+class EarlierDelivery(Struct, frozen=True):
     """A message already delivered under the same idempotency key."""
 
     message_row: int
@@ -73,8 +71,7 @@ class EarlierDelivery:
 ReferenceSource = Literal["subject", "token", "bounce", "thread", "plus-address"]
 
 
-@dataclass(frozen=True)
-class Facts:
+class Facts(Struct, frozen=True):
     """Everything the store looked up for one message, inside the delivery's transaction."""
 
     settings: RuleSettings = field(default_factory=RuleSettings)
@@ -107,8 +104,7 @@ class Facts:
         return frozenset(address for address, _ in self.routing.addresses)
 
 
-@dataclass(frozen=True)
-class Sender:
+class Sender(Struct, frozen=True):
     """Who the message is from, and where we learnt it."""
 
     address: str | None
@@ -117,8 +113,7 @@ class Sender:
     robot: str | None = None
 
 
-@dataclass(frozen=True)
-class Outbound:
+class Outbound(Struct, frozen=True):
     """What the rules need to know about sending notifications: whether we can, and our own addresses."""
 
     enabled: bool = False  # [notifications] is configured
@@ -128,16 +123,14 @@ class Outbound:
 NoticeKind = Literal["acknowledgement", "technician-update", "requester-comment", "participant-comment"]
 
 
-@dataclass(frozen=True)
-class Notice:
+class Notice(Struct, frozen=True):
     """A notification the rules decided to send once the delivery commits (rules/notify.py)."""
 
     kind: NoticeKind
     recipient: str
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(Struct, frozen=True):
     """One message on its way through the rules."""
 
     message: ParsedMessage
@@ -156,8 +149,7 @@ class Context:
 # --- the record ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RuleResult:
+class RuleResult(Struct, frozen=True):
     """One rule's verdict: its name, whether it hit, and why, in words an admin understands."""
 
     name: str
@@ -173,8 +165,7 @@ class RuleResult:
         return f"{self.name}: {'HIT' if self.hit else 'MISS'} - {self.why}"
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(Struct, frozen=True):
     """What to do with one message, and the full record of why."""
 
     action: Action

@@ -14,7 +14,7 @@ Pure functions over the message, the settings and the facts; the store writes wh
 
 from __future__ import annotations
 
-from dataclasses import replace
+from msgspec.structs import replace
 
 from ..config.rule_settings import RuleSettings
 from ..mail.message import ParsedMessage

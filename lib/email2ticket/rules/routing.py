@@ -18,7 +18,8 @@ is linear and bounded (hostile mail can carry a thousand To: fields).
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+
+from msgspec.structs import replace
 
 from ..config.rule_settings import RuleSettings
 from ..mail.envelope import Envelope

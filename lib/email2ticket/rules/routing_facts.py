@@ -1,14 +1,15 @@
 """The data routing decides on and decides: queues, their addresses, the admin's filters, where a mail was sent.
 
-Plain frozen dataclasses, apart from the rules that read them (rules/routing.py, rules/filters.py) so that the
+Plain frozen records, apart from the rules that read them (rules/routing.py, rules/filters.py) so that the
 facts (rules/decision.py), the store that reads them from its preamble (store/facts.py) and the rules share them
 without importing each other. Nothing here imports anything of the package.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
+
+from msgspec import Struct
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 STATUSES = ("open", "closed")
@@ -16,8 +17,7 @@ STATUSES = ("open", "closed")
 RecipientSource = Literal["envelope", "delivered-to", "to", "cc"]
 
 
-@dataclass(frozen=True)
-class Queue:
+class Queue(Struct, frozen=True):
     """A queue as delivery sees it."""
 
     id: int
@@ -25,8 +25,7 @@ class Queue:
     is_default: bool = False
 
 
-@dataclass(frozen=True)
-class Condition:
+class Condition(Struct, frozen=True):
     """One condition of a filter: `Subject contains URGENT`, `List-Id exists`. `field` is lower-cased."""
 
     field: str
@@ -38,8 +37,7 @@ class Condition:
         return f"{self.field} {self.op}" + (f" {self.value!r}" if self.op not in ("exists", "missing") else "")
 
 
-@dataclass(frozen=True)
-class FilterAction:
+class FilterAction(Struct, frozen=True):
     """One action of a filter: `queue=sales`, `tag=vip`, `hold`."""
 
     action: str
@@ -49,8 +47,7 @@ class FilterAction:
         return f"{self.action}={self.value}" if self.value else self.action
 
 
-@dataclass(frozen=True)
-class Filter:
+class Filter(Struct, frozen=True):
     """One of the admin's postmaster filters, in its position."""
 
     name: str
@@ -61,12 +58,11 @@ class Filter:
 
     @property
     def stops(self) -> str | None:
-        """"hold" or "ignore" when the filter stops the message, else None."""
+        """ "hold" or "ignore" when the filter stops the message, else None."""
         return next((a.action for a in self.actions if a.action in ("hold", "ignore")), None)
 
 
-@dataclass(frozen=True)
-class Routing:
+class Routing(Struct, frozen=True):
     """The queues, their addresses and the filters, read with the settings in the delivery's preamble."""
 
     queues: tuple[Queue, ...] = ()
@@ -86,8 +82,7 @@ class Routing:
         return self.queue(queue_id) if queue_id is not None else None
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(Struct, frozen=True):
     """Where the mail was sent, as routing reads it (rules/routing.py `route_message`)."""
 
     recipient: str | None = None  # the address that chose the queue (the envelope recipient, or a header's)
@@ -100,8 +95,7 @@ class Route:
     plus_note: str = ""  # a plus-detail that names no ticket, and why
 
 
-@dataclass(frozen=True)
-class FilterHit:
+class FilterHit(Struct, frozen=True):
     """A filter that matched: which conditions held, and what it does."""
 
     name: str
@@ -113,8 +107,7 @@ class FilterHit:
         return next((a.action for a in self.actions if a.action in ("hold", "ignore")), None)
 
 
-@dataclass(frozen=True)
-class Filtered:
+class Filtered(Struct, frozen=True):
     """What the filters said about one message (rules/filters.py `match_filters`)."""
 
     checked: tuple[str, ...] = ()  # the filters evaluated, in order (evaluation ends at one that stops the mail)
@@ -123,8 +116,7 @@ class Filtered:
     unusable: tuple[str, ...] = ()  # "NAME: why" for stored filters this code cannot evaluate
 
 
-@dataclass(frozen=True)
-class Placement:
+class Placement(Struct, frozen=True):
     """What a new ticket (or, for tags, an update) gets from routing: its queue, priority, technician, status."""
 
     queue_id: int | None = None

@@ -15,8 +15,10 @@ first grant that needs it), and a bounce ends with bounce-linked or hard-bounce.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from typing import Literal
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from ..exits import ExitCode
 from ..mail.subject import clean_subject
@@ -31,8 +33,7 @@ from .people import cc_participants, new_participants
 from .ticket import refers_to, reopen_on_reply
 
 
-@dataclass
-class Walk:
+class Walk(Struct):
     """One decision's verdicts so far and what they found."""
 
     ctx: Context

@@ -18,10 +18,10 @@ from __future__ import annotations
 import re
 import socket
 import weakref
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.lmtp import LMTP
+from msgspec.structs import replace
 
 from ..mail.envelope import envelope_from, normalise_envelope_sender
 from .lmtp_data import BoundedLMTP

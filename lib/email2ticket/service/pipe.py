@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
 
 from ..cli.common import ArgumentError
 from ..cli.deliver import build_parser
@@ -43,8 +44,7 @@ class ProtocolError(Exception):
     """The peer did not speak the thin client's protocol."""
 
 
-@dataclass(frozen=True)
-class PipeRequest:
+class PipeRequest(Struct, frozen=True):
     """One pipe invocation as the thin client forwards it: its argv and the environment it reads."""
 
     args: argparse.Namespace

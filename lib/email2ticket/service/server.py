@@ -31,8 +31,10 @@ import stat
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from ..config.model import ServiceConfig
 from ..config.service import parse_listen_address
@@ -49,8 +51,7 @@ PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 RESPAWN_DELAY = 1.0  # seconds before replacing a worker that died, so a crash loop does not spin
 
 
-@dataclass(frozen=True)
-class Listener:
+class Listener(Struct, frozen=True):
     """A bound, listening socket and what it speaks."""
 
     kind: str  # "pipe" (service/client.py's protocol) or "lmtp"

@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
+
+from msgspec import Struct
 
 from ..mail.envelope import Envelope
 from ..mail.message import ParsedMessage, normalise_address
@@ -109,8 +110,7 @@ _REPORT_TYPE = LazyPattern(r"report-type\s*=\s*\"?([A-Za-z0-9-]+)", re.I)
 _FROM_DAEMON = LazyPattern(r"\bmailer[-_ ]?daemon\b", re.I)
 
 
-@dataclass(frozen=True)
-class BounceReport:
+class BounceReport(Struct, frozen=True):
     """What a bounce says: how final the failure is, for whom, and which message of ours it returns."""
 
     kind: BounceKind
@@ -126,8 +126,7 @@ class BounceReport:
         return f"{self.kind} bounce for {shown}{more}{status}, detected by {self.detected_by}"
 
 
-@dataclass(frozen=True)
-class _Recipient:
+class _Recipient(Struct, frozen=True):
     """One per-recipient block of a delivery-status report."""
 
     address: str
@@ -135,8 +134,7 @@ class _Recipient:
     status: str | None
 
 
-@dataclass(frozen=True)
-class _Evidence:
+class _Evidence(Struct, frozen=True):
     """Why a message might be a bounce; heuristics run only when one of these holds."""
 
     report: bool  # a delivery-status report (multipart/report or a bare message/delivery-status)

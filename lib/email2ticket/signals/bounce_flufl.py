@@ -23,7 +23,6 @@ MAX_SCAN_BYTES = 256 * 1024
 MAX_LINE = 998  # RFC 5322's line limit
 
 
-
 def run_flufl(raw: bytes) -> tuple[str, frozenset[bytes], frozenset[bytes]] | None:
     """(detector name, temporary, permanent) of the first flufl.bounce detector that finds a recipient."""
     try:

@@ -30,7 +30,8 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from ..config.rule_settings import RuleSettings
 from ..mail.envelope import Envelope
@@ -111,8 +112,7 @@ _PHRASE_HEADS = literal_heads(_PHRASES)
 _SENTENCE_HEADS = literal_heads(_SENTENCES)
 
 
-@dataclass(frozen=True)
-class Signal:
+class Signal(Struct, frozen=True):
     """One thing a message carries that decides how it is treated: a short stable name and words for the admin."""
 
     name: str
@@ -122,8 +122,7 @@ class Signal:
         return f"{self.name} ({self.detail})"
 
 
-@dataclass(frozen=True)
-class Classification:
+class Classification(Struct, frozen=True):
     """Everything loop protection needs to know about a message, found before any rule runs."""
 
     automatic: tuple[Signal, ...] = ()  # every automatic-mail signal found; empty: a person wrote it
@@ -149,8 +148,7 @@ class Classification:
         return self.bounce is not None or (bool(self.automatic) and self.allow_listed is None)
 
 
-@dataclass(frozen=True)
-class _Mail:
+class _Mail(Struct, frozen=True):
     """What the signal checks look at."""
 
     message: ParsedMessage

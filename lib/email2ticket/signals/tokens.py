@@ -19,8 +19,9 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TypeAlias
+
+from msgspec import Struct
 
 # The header every mail we send carries (its value: our instance id), so our own mail coming back is
 # recognised (signals/classify.py) even where a relay rewrote its Message-ID.
@@ -31,8 +32,7 @@ NONCE_HEX = 12
 _TOKEN = r"^<?e2t\.(\d{1,12})\.([a-z0-9]{1,16})\.([0-9a-f]{8,32})\.([0-9a-f]{32,64})@[^>]+>?$"
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(Struct, frozen=True):
     """One HMAC key: a short public id (carried in tokens) and the secret."""
 
     kid: str
@@ -42,8 +42,7 @@ class Key:
         return f"Key(kid={self.kid!r}, secret=<{len(self.secret)} bytes>)"
 
 
-@dataclass(frozen=True)
-class Keyring:
+class Keyring(Struct, frozen=True):
     """The keys in force, newest first: the first makes new tokens, all of them verify."""
 
     keys: tuple[Key, ...]

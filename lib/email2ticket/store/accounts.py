@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from msgspec import Struct
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -34,8 +34,7 @@ MAX_PASSWORD = 1024  # Argon2 takes any length; this only bounds the work one re
 SESSION_KEY = "session-signing-key"
 
 
-@dataclass(frozen=True)
-class Account:
+class Account(Struct, frozen=True):
     """A signed-in account as the web admin's session sees it."""
 
     id: int

@@ -9,9 +9,9 @@ replay`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from msgspec import Struct
 from sqlalchemy import Integer, bindparam, func, insert, select, update
 
 from ..exits import ExitCode, TemporaryFailure
@@ -37,15 +37,15 @@ REPLAY = (
     .where(_m.id == bindparam("row", type_=Integer), _m.action == "quarantine")
     .values(action="replayed")
 )
-@dataclass(frozen=True)
-class MessageKeys:
+
+
+class MessageKeys(Struct, frozen=True):
     """How a message is recognised when it arrives again."""
 
     idempotency_key: str
     body_digest: str
     raw_sha256: str
     message_id: str | None
-
 
 
 FAILED: AuditAction = "defer"
@@ -101,8 +101,7 @@ def insert_message(
     return int(key[0])
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(Struct, frozen=True):
     """A recorded failed attempt: its number, whether it quarantined the message, and the audit row."""
 
     number: int
@@ -170,8 +169,7 @@ def note_redelivery(conn: Connection, row: int, state: AuditAction, new_row: int
     conn.execute(update(t.messages).where(_m.id == row).values(reasons=json.dumps(reasons, ensure_ascii=False)))
 
 
-@dataclass(frozen=True)
-class StoredMessage:
+class StoredMessage(Struct, frozen=True):
     """A message as the audit trail kept it: enough to deliver it again exactly as it arrived."""
 
     row: int

@@ -8,10 +8,10 @@ the raw bytes of fifty messages to show their subjects. The shapes are the comma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from msgspec import Struct
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer, selectinload
 
@@ -20,8 +20,7 @@ from .admin import AdminError, AdminStore, load_ticket, message_dict, ticket_dic
 from .models import Attachment, Message, Ticket, User
 
 
-@dataclass(frozen=True)
-class MessageFilter:
+class MessageFilter(Struct, frozen=True):
     """What the audit trail's page shows: an action, a time range [since, until) in UTC, a sender substring."""
 
     action: str | None = None
@@ -30,8 +29,7 @@ class MessageFilter:
     sender: str | None = None
 
 
-@dataclass(frozen=True)
-class Page:
+class Page(Struct, frozen=True):
     """One page of a longer list."""
 
     items: list[dict[str, Any]]

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from msgspec import Struct
 from sqlalchemy import (
     Integer,
     bindparam,
@@ -66,8 +66,8 @@ INSERT_NOTE = insert(t.notes)
 INSERT_BOUNCED = insert(t.bounced_addresses)
 TOUCH_TICKET = update(t.tickets).where(t.tickets.c.id == bindparam("ticket_key", type_=Integer))
 
-@dataclass(frozen=True)
-class Written:
+
+class Written(Struct, frozen=True):
     """What a delivery wrote: the ticket (new or updated), the comment, and the audit record."""
 
     ticket: int | None
@@ -394,4 +394,3 @@ def _new_id(result: CursorResult[Any]) -> int:
     key = result.inserted_primary_key
     assert key is not None, "an INSERT into a table with an integer primary key"
     return int(key[0])
-

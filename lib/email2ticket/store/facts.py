@@ -93,6 +93,7 @@ def lock_key(name: str) -> int:
     digest = hashlib.blake2b(f"email2ticket limits: {name}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
+
 # Writes without bound values: the values come with each execution, so building and caching a
 # statement costs nothing per message (it was a sixth of a delivery's CPU in the resident service).
 
@@ -234,8 +235,6 @@ FACTS_WITH_NOTIFICATIONS = select(
 )
 
 
-
-
 def read_preamble(conn: Connection, sender: str | None) -> list[tuple[Any, ...]]:
     """A delivery's first statement: the preamble, with the lock of the sender's limits on PostgreSQL."""
     if sender and conn.dialect.name == "postgresql":
@@ -348,5 +347,6 @@ def read_facts(
         ),
         message_id_reused=bool(row.message_id_reused),
     )
+
 
 # --- writing the decision -------------------------------------------------------------------

@@ -52,9 +52,7 @@ class Ticket(Base):
     requester: Mapped[User] = relationship(foreign_keys=[schema.tickets.c.requester_id])
     technician: Mapped[User | None] = relationship(foreign_keys=[schema.tickets.c.technician_id])
     # In the order they were written: a merge (store/merge.py) brings older comments of another ticket.
-    comments: Mapped[list[Comment]] = relationship(
-        order_by="(Comment.created_at, Comment.id)", back_populates="ticket"
-    )
+    comments: Mapped[list[Comment]] = relationship(order_by="(Comment.created_at, Comment.id)", back_populates="ticket")
     attachments: Mapped[list[Attachment]] = relationship(
         primaryjoin="and_(Attachment.ticket_id == Ticket.id, Attachment.comment_id.is_(None))",
         order_by="Attachment.id",

@@ -10,9 +10,9 @@ last one arrived.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 
+from msgspec import Struct, field
 from sqlalchemy import case, func, select
 
 from . import schema as t
@@ -22,8 +22,7 @@ QUARANTINE = "quarantine"  # the audit action of a quarantined message (store/qu
 NOTIFICATION_STATES = ("pending", "failed", "given_up", "bounced")
 
 
-@dataclass(frozen=True)
-class QueueSizes:
+class QueueSizes(Struct, frozen=True):
     """The quarantine's size and the notifications in each state of NOTIFICATION_STATES (sent ones not counted)."""
 
     quarantine: int = 0
@@ -45,8 +44,7 @@ def queue_sizes(store: DeliveryStore) -> QueueSizes:
     return QueueSizes(int(quarantine or 0), counts)
 
 
-@dataclass(frozen=True)
-class AuditTotals:
+class AuditTotals(Struct, frozen=True):
     """The audit trail's messages by (action, exit status), and the time the newest one arrived (None: none)."""
 
     messages: dict[tuple[str, int], int] = field(default_factory=dict)

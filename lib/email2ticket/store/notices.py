@@ -7,10 +7,10 @@ the queue's, so they live here, below the code that sends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from msgspec import Struct
 from sqlalchemy import insert
 
 from ..rules.decision import NoticeKind
@@ -44,8 +44,7 @@ def acknowledged_subject(kind: str, subject: str, auth_verdict: object) -> str:
     return subject if verdict.get("result") == "pass" else NEUTRAL_SUBJECT
 
 
-@dataclass(frozen=True)
-class NotificationFields:
+class NotificationFields(Struct, frozen=True):
     """What one notification says; every text here reaches the mail only through a template placeholder."""
 
     kind: NoticeKind
@@ -62,8 +61,7 @@ class NotificationFields:
     reply_delimiter: str = ""
 
 
-@dataclass(frozen=True)
-class OutboxItem:
+class OutboxItem(Struct, frozen=True):
     """One notification to send: its row, and what its template says (store/outbox.py, outbound/send.py)."""
 
     id: int

@@ -8,15 +8,16 @@ any other, done by the delivery layer (delivery/redeliver.py).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
+from msgspec.structs import asdict
 
 DEFER = "defer"
 QUARANTINE = "quarantine"
 
 
-@dataclass(frozen=True)
-class Quarantined:
+class Quarantined(Struct, frozen=True):
     """One quarantined message as `quarantine list` shows it."""
 
     id: int
@@ -31,7 +32,7 @@ class Quarantined:
     size: int
 
     def as_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 class QuarantineStore:

@@ -85,9 +85,15 @@ def remove_queue(store: AdminStore, name: str) -> str:
         for filter_name, actions in s.execute(select(_f.name, _f.actions)).all():
             if any(a.get("action") == "queue" and a.get("value") == name for a in actions or ()):
                 raise AdminError(f"filter {filter_name!r} puts mail in queue {name!r}: change or remove it first")
-        moved = s.connection().execute(
-            update(t.tickets).where(t.tickets.c.queue_id == queue_id).values(queue_id=default.id if default else None)
-        ).rowcount
+        moved = (
+            s.connection()
+            .execute(
+                update(t.tickets)
+                .where(t.tickets.c.queue_id == queue_id)
+                .values(queue_id=default.id if default else None)
+            )
+            .rowcount
+        )
         s.execute(delete(t.queue_addresses).where(_qa.queue_id == queue_id))
         s.execute(delete(t.queues).where(_q.id == queue_id))
     where = f" moved to the default queue {default.name!r}" if default else " left without a queue"

@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from msgspec import Struct
 from starlette.requests import Request
 
 from ..store.accounts import AccountStore
@@ -26,8 +26,7 @@ if TYPE_CHECKING:
 DOCTOR_CACHE_SECONDS = 300.0
 
 
-@dataclass(frozen=True)
-class WebSettings:
+class WebSettings(Struct, frozen=True):
     """How the web admin runs. Everything but `config` has a default: it needs no configuration of its own."""
 
     config: Config
@@ -39,13 +38,15 @@ class WebSettings:
     page_size: int = 50
 
 
-@dataclass
 class WebState:
-    settings: WebSettings
-    admin: AdminStore
-    accounts: AccountStore
-    throttle: LoginThrottle = field(default_factory=LoginThrottle)
-    _doctor: tuple[float, list[Check]] | None = None
+    """What the web application holds between requests: its settings, stores, login throttle, doctor's checks."""
+
+    def __init__(self, settings: WebSettings, admin: AdminStore, accounts: AccountStore) -> None:
+        self.settings = settings
+        self.admin = admin
+        self.accounts = accounts
+        self.throttle = LoginThrottle()
+        self._doctor: tuple[float, list[Check]] | None = None
 
     @classmethod
     def create(cls, settings: WebSettings) -> WebState:

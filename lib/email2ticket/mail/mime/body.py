@@ -6,10 +6,11 @@ the walked tree; the parts that make up the body are not attachments.
 
 import email.policy
 import io
-from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import Message
 from typing import Any, Protocol
+
+from msgspec import Struct
 
 from ...errors import describe_error
 from .headers import COMPAT, first_raw, part_param, raw_items
@@ -37,8 +38,7 @@ def charset_hint(nodes: list[Node]) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Body:
+class Body(Struct, frozen=True):
     """The message text, the HTML it was converted from or sent beside, and the parts that make up the body."""
 
     text: str | None  # None: the HTML is the body, converted only when its text is asked for (html_text)

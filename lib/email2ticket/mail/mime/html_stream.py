@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 ELEMENT_BUDGET = 25_000
 """Elements laid out by inscriptis (under 1 s of CPU); the rest of a larger document becomes plain lines."""
@@ -41,8 +42,7 @@ _TEXT, _COMMENT_TAIL, _DROP = 0, 1, 2  # what data that arrives now is in the tr
 _INLINE, _BREAK, _CELL, _HIDDEN = 1, 2, 3, 4  # how plain lines show a tag
 
 
-@dataclass(frozen=True)
-class Converted:
+class Converted(Struct, frozen=True):
     """The text of an HTML document, and the name `stop` gave the element it ends at (None: the whole document)."""
 
     text: str

@@ -30,4 +30,3 @@ class Notes:
         if self._dropped:
             notes += (f"... {self._dropped} more defect notes omitted",)
         return notes
-

@@ -7,9 +7,10 @@ depth-limited splitter builds the tree; the walk stops at MAX_DEPTH.
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesParser, Parser
+
+from msgspec import Struct, field
 
 from .digest import body_offset
 from .headers import COMPAT, POLICY, part_content_type, part_disposition, part_param
@@ -119,8 +120,7 @@ def split_multipart(body: str, boundary: str) -> list[str] | None:
     return chunks
 
 
-@dataclass(eq=False)
-class Node:
+class Node(Struct, eq=False):
     """A walked part with what the extraction needs to know about it."""
 
     part: Message

@@ -9,9 +9,9 @@ reads, so it is shown read-only here, with a button that sends a test notificati
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
+from msgspec.structs import fields
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response

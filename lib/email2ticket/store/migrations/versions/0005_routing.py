@@ -51,9 +51,7 @@ def upgrade() -> None:
         _created(),
         sa.PrimaryKeyConstraint("ticket_id", "address", name="pk_ticket_participants"),
         sa.ForeignKeyConstraint(["ticket_id"], ["tickets.id"], name="fk_ticket_participants_ticket_id_tickets"),
-        sa.ForeignKeyConstraint(
-            ["message_row"], ["messages.id"], name="fk_ticket_participants_message_row_messages"
-        ),
+        sa.ForeignKeyConstraint(["message_row"], ["messages.id"], name="fk_ticket_participants_message_row_messages"),
     )
     op.create_table(
         "ticket_tags",
