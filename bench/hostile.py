@@ -82,7 +82,10 @@ def html_reply(size: int) -> bytes:
     quoted = b"".join(b"<p>quoted line %d of the <b>earlier</b> mail</p>\n" % i for i in range(size // 45))
     return (
         HEAD % b"html" + b"Subject: Re: Printer [Ticket #1]\nContent-Type: text/html; charset=utf-8\n\n"
-        b"<html><body>" + new + b'<div class="gmail_quote"><blockquote>' + quoted
+        b"<html><body>"
+        + new
+        + b'<div class="gmail_quote"><blockquote>'
+        + quoted
         + b"</blockquote></div></body></html>\n"
     )
 

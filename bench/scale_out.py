@@ -118,8 +118,11 @@ class ScaleOut:
                     total = self.count(400, 120) if transport == "LMTP" else self.count(120, 40)
                     rates = [self.run(transport, services, senders, total, row) for _ in range(self.args.repeat)]
                     row.rates[transport, senders] = statistics.median(rates)
-                    print(f"  {setup.name}, {transport} @ {senders}: {row.rates[transport, senders]:.0f} msg/s",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"  {setup.name}, {transport} @ {senders}: {row.rates[transport, senders]:.0f} msg/s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             row.server_connections = self.server_connections(database)
             row.stored = int(self.pg.execute("SELECT count(*) FROM messages", database=database)[0][0]) - SEEDED
         finally:
@@ -184,8 +187,10 @@ def print_table(rows: list[Row], pool_size: int, threads: int) -> None:
         check = f"{row.sent} / {row.stored}" + ("" if row.sent == row.stored else "  MISMATCH")
         lines.append([row.setup.name, *rates, str(row.server_connections), check])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    print(f"messages/s; each service {threads} threads; PgBouncer: pool_mode = transaction, {pool_size} server "
-          "connection(s) per database")
+    print(
+        f"messages/s; each service {threads} threads; PgBouncer: pool_mode = transaction, {pool_size} server "
+        "connection(s) per database"
+    )
     for index, line in enumerate(lines):
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
         if index == 0:
@@ -202,10 +207,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A plain SIGTERM would leave PostgreSQL, PgBouncer and the services running: unwind instead.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(1))
     started_load = os.getloadavg()[0]
-    print(f"email2ticket scale-out benchmark on {os.cpu_count()} CPU(s), Python {sys.version.split()[0]}",
-          file=sys.stderr)
-    with PgServer() as pg, PgBouncer(pg, pool_size=args.pool_size) as bouncer, \
-            tempfile.TemporaryDirectory(prefix="e2t-scale-") as tmp:
+    print(
+        f"email2ticket scale-out benchmark on {os.cpu_count()} CPU(s), Python {sys.version.split()[0]}", file=sys.stderr
+    )
+    with (
+        PgServer() as pg,
+        PgBouncer(pg, pool_size=args.pool_size) as bouncer,
+        tempfile.TemporaryDirectory(prefix="e2t-scale-") as tmp,
+    ):
         bench = ScaleOut(args, pg, bouncer, Path(tmp))
         try:
             rows = [bench.measure(setup) for setup in SETUPS]

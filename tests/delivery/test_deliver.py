@@ -313,9 +313,7 @@ def test_environment_database_url_and_log_file(run_deliver: Any, sqlite_url: str
     assert "queue_id=4F2A1C0123 message_id=<new-ticket-1@example.com> action=create ticket=1 exit=0" in line
 
 
-def test_log_line_escapes_what_the_sender_and_the_mta_chose(
-    run_deliver: Any, sqlite_url: str, tmp_path: Path
-) -> None:
+def test_log_line_escapes_what_the_sender_and_the_mta_chose(run_deliver: Any, sqlite_url: str, tmp_path: Path) -> None:
     """A Message-ID is the sender's text and a queue id the MTA's: neither may add fields (a space) or lines,
     or reorder what a terminal shows (a bidi override): such values are written quoted, with escapes."""
     log = tmp_path / "deliver.log"

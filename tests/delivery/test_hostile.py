@@ -122,9 +122,14 @@ def slow_html(size: int, tag: str) -> bytes:
     """An HTML-only new ticket whose conversion to text takes seconds: work on the message itself."""
     body = b"".join(b"<div><p>para %d <b>bold</b> text</p></div>\n" % i for i in range(size // 40))
     return (
-        f"From: carol@example.com\nSubject: Slow {tag}\nMessage-ID: <slow-{tag}@example.com>\n"
-        "Content-Type: text/html\n\n"
-    ).encode() + b"<html><body>" + body + b"</body></html>\n"
+        (
+            f"From: carol@example.com\nSubject: Slow {tag}\nMessage-ID: <slow-{tag}@example.com>\n"
+            "Content-Type: text/html\n\n"
+        ).encode()
+        + b"<html><body>"
+        + body
+        + b"</body></html>\n"
+    )
 
 
 @pytest.mark.slow

@@ -86,4 +86,3 @@ def test_a_burst_through_the_service_and_pgbouncer_lands_exactly_once(
     assert servers == 1 < int(pool["cl_active"]) <= 2 * THREADS, pool
     assert int(bouncer.stats(database)["total_xact_count"]) >= 49
     assert service.stop() == 0, service.log_text()
-

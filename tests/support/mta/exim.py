@@ -196,4 +196,3 @@ begin retry
             return [box.get_message(key) for key in box.iterkeys()]
         finally:
             box.close()
-

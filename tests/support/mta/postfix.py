@@ -308,4 +308,3 @@ postlog   unix-dgram n  -       n       -       1       postlogd
             email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
             for path in found
         ]
-
