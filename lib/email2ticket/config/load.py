@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from msgspec.structs import fields, replace
+from msgspec.structs import replace
 
 from ..exits import ConfigurationError
 from .model import (
@@ -110,7 +110,7 @@ def config_from_mapping(data: dict[str, Any], *, source: str | None = None) -> C
 def _limits_from_mapping(data: Any) -> Limits:
     if not isinstance(data, dict):
         raise ConfigurationError("[limits] must be a table")
-    names = {f.name for f in fields(Limits)}
+    names = set(Limits.__struct_fields__)
     refuse_unknown(data, names, "limits.")
     for name, value in data.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -64,7 +64,7 @@ def matching_entry(address: str | None, entries: tuple[str, ...]) -> str | None:
 def reply_to_address(message: ParsedMessage) -> str | None:
     """The first usable address of the first Reply-To: header."""
     value = message.header("reply-to")
-    found = addresses(value) if value else []
+    found = addresses(value) if value else ()
     return found[0] if found else None
 
 

@@ -126,8 +126,24 @@ def decode_header(name: str, value: str, notes: Notes, hint: str | None) -> str:
     return clean(decode_words(text, notes, f"header {name}") if "=?" in text else text)
 
 
-def addresses(raw: str) -> list[str]:
-    """Usable addresses of one address header: registry parse, else getaddresses, else <...> salvage."""
+def addresses(raw: str) -> tuple[str, ...]:
+    """Usable addresses of one address header: registry parse, else getaddresses, else <...> salvage.
+
+    The last few ordinary-sized headers are remembered: the participant and notification rules each read the
+    same To: and Cc: of one message, and the header registry's parse is the dearest step of a small delivery
+    (a long header is parsed each time, so that the memory kept stays small whatever the mail)."""
+    return _remembered_addresses(raw) if len(raw) <= _REMEMBERED_LENGTH else tuple(_addresses(raw))
+
+
+_REMEMBERED_LENGTH = 4096
+
+
+@functools.lru_cache(maxsize=64)
+def _remembered_addresses(raw: str) -> tuple[str, ...]:
+    return tuple(_addresses(raw))
+
+
+def _addresses(raw: str) -> list[str]:
     value = clean(unfold(raw))
     try:
         header = POLICY.header_factory("from", value)

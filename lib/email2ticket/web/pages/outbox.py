@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from msgspec.structs import fields
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -38,7 +37,7 @@ def _read(state: WebState, status: str | None) -> tuple[list[dict[str, Any]], li
 
 def _configuration(state: WebState) -> list[tuple[str, str]]:
     settings = state.config.notifications
-    values = [(f.name, getattr(settings, f.name)) for f in fields(settings)]
+    values = [(name, getattr(settings, name)) for name in settings.__struct_fields__]
     shown = [(name, "-" if value is None else str(value)) for name, value in values]
     return [("configuration file", state.config.source or "(none: built-in defaults)"), *shown]
 
