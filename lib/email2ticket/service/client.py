@@ -77,23 +77,21 @@ class ServiceLost(Exception):
     """The message was (partly) handed over but no verdict came back: exit 75, the retry is safe."""
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`email2ticket-deliver`: through the service when one is configured and up, else standalone."""
-    stdin = Stdin()
-    code = _via_service(sys.argv[1:] if argv is None else argv, stdin)
-    return code if code is not None else deliver_standalone(argv, stdin)
-
-
 def run() -> None:
-    """bin/email2ticket-deliver: `main`, then exit. After the service's verdict the process ends at once
-    (`_exit`), without the interpreter's shutdown: tearing down the modules costs as many instructions as
-    everything else the client does (6.7 M of 33 M, measured with callgrind against a live service), and
-    there is nothing to clean up: the service's output went straight to the descriptors, the socket closes
-    with the process. The standalone delivery ends normally (its database connections close politely)."""
+    """`email2ticket-deliver` (bin/): through the service when one is configured and up, else standalone.
+
+    After the service's verdict the process ends at once (`_exit`), without the interpreter's shutdown:
+    tearing down the modules costs as many instructions as everything else the client does (6.7 M of 33 M,
+    measured with callgrind against a live service), and there is nothing to clean up: the service's output
+    went straight to the descriptors, the socket closes with the process. The standalone delivery ends
+    normally (its database connections close politely)."""
     stdin = Stdin()
-    code = _via_service(sys.argv[1:], stdin)
+    try:
+        code = deliver_via_service(sys.argv[1:], stdin)
+    except Exception:  # only before the service has the message (after, it is 75): standalone, with all of it
+        code = None
     if code is None:
-        sys.exit(deliver_standalone(None, stdin))
+        sys.exit(deliver_standalone(stdin))
     for stream in (sys.stdout, sys.stderr):
         try:  # noqa: SIM105 - contextlib is not loaded at start-up
             stream.flush()
@@ -102,15 +100,7 @@ def run() -> None:
     posix._exit(code)
 
 
-def _via_service(args: list[str], stdin: Stdin) -> int | None:
-    """The service's verdict, or None: no service, or it did not take the message (deliver standalone)."""
-    try:
-        return deliver_via_service(args, stdin)
-    except Exception:  # only before the service has the message (after, it is 75): standalone, with all of it
-        return None
-
-
-def deliver_standalone(argv: list[str] | None, stdin: Stdin | None = None) -> int:
+def deliver_standalone(stdin: Stdin) -> int:
     """The full in-process delivery; started with -S, the third-party packages need `site` first."""
     if sys.flags.no_site and "site" not in sys.modules:
         import site
@@ -121,7 +111,7 @@ def deliver_standalone(argv: list[str] | None, stdin: Stdin | None = None) -> in
     except BaseException as exc:  # a broken install must defer the mail (75), never bounce it (1)
         _write(2, f"4.3.5 email2ticket is not installed correctly: {type(exc).__name__}: {exc}\n")
         return EX_TEMPFAIL
-    return standalone_main(argv, stdin=stdin.replay() if stdin is not None and stdin.parts else None)
+    return standalone_main(None, stdin=stdin.replay() if stdin.parts else None)
 
 
 class Stdin:
