@@ -12,6 +12,7 @@ from ..exits import ConfigurationError
 from .model import (
     CONFIG_ENV,
     DATABASE_URL_ENV,
+    DEFAULTS,
     LOG_TARGETS,
     NOTIFY_METHODS,
     NULL_SENDER,
@@ -24,11 +25,6 @@ from .model import (
 )
 from .service import service_from_mapping
 from .syntax import addr_spec, is_domain, is_header_token, refuse_unknown
-
-# The defaults a key left out of the file takes (a record's class holds no defaults to read).
-_DEFAULT_CONFIG = Config()
-_DEFAULT_DNS_CONFIG = DnsConfig()
-_DEFAULT_NOTIFICATIONS_CONFIG = NotificationsConfig()
 
 
 def find_config_file(explicit: str | None, environ: dict[str, str] | os._Environ[str]) -> Path | None:
@@ -84,13 +80,13 @@ def config_from_mapping(data: dict[str, Any], *, source: str | None = None) -> C
     url = data.get("database_url")
     if url is not None and (not isinstance(url, str) or not url.strip()):
         raise ConfigurationError("database_url must be a non-empty string")
-    size = data.get("max_message_bytes", _DEFAULT_CONFIG.max_message_bytes)
+    size = data.get("max_message_bytes", DEFAULTS.max_message_bytes)
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise ConfigurationError("max_message_bytes must be a positive integer")
-    timeout = data.get("delivery_timeout", _DEFAULT_CONFIG.delivery_timeout)
+    timeout = data.get("delivery_timeout", DEFAULTS.delivery_timeout)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigurationError("delivery_timeout must be a positive number of seconds")
-    attempts = data.get("max_attempts", _DEFAULT_CONFIG.max_attempts)
+    attempts = data.get("max_attempts", DEFAULTS.max_attempts)
     if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
         raise ConfigurationError("max_attempts must be a positive integer")
     return Config(
@@ -148,7 +144,7 @@ def _dns_from_mapping(data: Any) -> DnsConfig:
             parse_resolver(resolver)
         except ValueError as exc:
             raise ConfigurationError(f"dns.resolvers: {exc}") from exc
-    budget = data.get("time_budget", _DEFAULT_DNS_CONFIG.time_budget)
+    budget = data.get("time_budget", DEFAULTS.dns.time_budget)
     if isinstance(budget, bool) or not isinstance(budget, int | float) or budget <= 0:
         raise ConfigurationError("dns.time_budget must be a positive number of seconds")
     return DnsConfig(resolvers=tuple(resolvers), time_budget=float(budget))
@@ -204,16 +200,16 @@ def _notifications_from_mapping(data: Any) -> NotificationsConfig:
         raise ConfigurationError(
             'notifications.from_address must be one address with a domain, such as "Help Desk <helpdesk@example.org>"'
         )
-    method = data.get("method", _DEFAULT_NOTIFICATIONS_CONFIG.method)
+    method = data.get("method", DEFAULTS.notifications.method)
     if method not in NOTIFY_METHODS:
         raise ConfigurationError(f"notifications.method must be one of {', '.join(NOTIFY_METHODS)}")
-    port = data.get("smtp_port", _DEFAULT_NOTIFICATIONS_CONFIG.smtp_port)
+    port = data.get("smtp_port", DEFAULTS.notifications.smtp_port)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ConfigurationError("notifications.smtp_port must be a port number from 1 to 65535")
-    timeout = data.get("timeout", _DEFAULT_NOTIFICATIONS_CONFIG.timeout)
+    timeout = data.get("timeout", DEFAULTS.notifications.timeout)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigurationError("notifications.timeout must be a positive number of seconds")
-    previous = data.get("previous_keys", _DEFAULT_NOTIFICATIONS_CONFIG.previous_keys)
+    previous = data.get("previous_keys", DEFAULTS.notifications.previous_keys)
     if isinstance(previous, bool) or not isinstance(previous, int) or previous < 0:
         raise ConfigurationError("notifications.previous_keys must be an integer, 0 or more")
     domain = _optional_text(data, "message_id_domain")
@@ -228,8 +224,8 @@ def _notifications_from_mapping(data: Any) -> NotificationsConfig:
     return NotificationsConfig(
         from_address=from_address,
         method=method,
-        sendmail=_absolute_path(data, "sendmail") or _DEFAULT_NOTIFICATIONS_CONFIG.sendmail,
-        smtp_host=_optional_text(data, "smtp_host") or _DEFAULT_NOTIFICATIONS_CONFIG.smtp_host,
+        sendmail=_absolute_path(data, "sendmail") or DEFAULTS.notifications.sendmail,
+        smtp_host=_optional_text(data, "smtp_host") or DEFAULTS.notifications.smtp_host,
         smtp_port=port,
         timeout=float(timeout),
         message_id_domain=domain.lower() if domain else None,

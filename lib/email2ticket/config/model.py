@@ -165,6 +165,10 @@ class Config(Struct, frozen=True):
         return max(1.0, self.delivery_timeout * 0.75)
 
 
+# Every default, for the loaders of the file's keys (a record's class attribute is not its default).
+DEFAULTS = Config()
+
+
 def default_database_url() -> str:
     """The embedded default: a SQLite file in the invoking user's data directory."""
     return f"sqlite:///{default_data_directory() / 'email2ticket.db'}"

@@ -9,10 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..exits import ConfigurationError
-from .model import FALLBACKS, ServiceConfig
+from .model import DEFAULTS, FALLBACKS, ServiceConfig
 from .syntax import is_octal_mode, refuse_unknown
-
-_DEFAULT_SERVICE_CONFIG = ServiceConfig()  # the defaults a key left out of [service] takes
 
 
 def service_from_mapping(data: Any) -> ServiceConfig:
@@ -53,12 +51,12 @@ def service_from_mapping(data: Any) -> ServiceConfig:
     if fallback not in FALLBACKS:
         raise ConfigurationError(f"service.fallback must be one of {', '.join(FALLBACKS)}")
     counts: dict[str, int] = {}
-    for key, default in (("workers", _DEFAULT_SERVICE_CONFIG.workers), ("threads", _DEFAULT_SERVICE_CONFIG.threads)):
+    for key, default in (("workers", DEFAULTS.service.workers), ("threads", DEFAULTS.service.threads)):
         value = data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
             raise ConfigurationError(f"service.{key} must be an integer from 1 to 64")
         counts[key] = value
-    retry = data.get("retry_interval", _DEFAULT_SERVICE_CONFIG.retry_interval)
+    retry = data.get("retry_interval", DEFAULTS.service.retry_interval)
     if isinstance(retry, bool) or not isinstance(retry, int | float) or not (retry == 0 or 1 <= retry <= 86400):
         raise ConfigurationError("service.retry_interval must be 0 (off) or a number of seconds from 1 to 86400")
     metrics = data.get("metrics")
