@@ -29,7 +29,7 @@ from .engine import ensure_schema, make_engine, normalise_url, redact
 from .errors import translate_errors
 from .models import Attachment, Comment, Message, Note, SeparatorEdit, Setting, Ticket, User
 from .schema import utcnow
-from .ticket_rows import LISTING, queue_id_of, routing_dict, ticket_row
+from .ticket_rows import LISTING, queue_id_of, routing_dict, ticket_head, ticket_row
 
 
 class AdminError(Exception):
@@ -279,11 +279,7 @@ def attachment_dict(a: Attachment) -> dict[str, Any]:
 
 def ticket_dict(ticket: Ticket) -> dict[str, Any]:
     return {
-        "id": ticket.id,
-        "subject": ticket.subject,
-        "status": ticket.status,
-        "requester": ticket.requester.email,
-        "technician": ticket.technician.email if ticket.technician else None,
+        **ticket_head(ticket),
         "description": ticket.description,
         "created_at": iso(ticket.created_at),
         "message_id": ticket.message_id,

@@ -31,16 +31,20 @@ def routing_dict(ticket: Ticket) -> dict[str, Any]:
     }
 
 
-def ticket_row(ticket: Ticket) -> dict[str, Any]:
-    """One ticket as `tickets list --json` prints it."""
+def ticket_head(ticket: Ticket) -> dict[str, Any]:
+    """What every shape of a ticket starts with: `tickets list --json`, and `ticket show --json` before its detail."""
     return {
         "id": ticket.id,
         "subject": ticket.subject,
         "status": ticket.status,
         "requester": ticket.requester.email,
         "technician": ticket.technician.email if ticket.technician else None,
-        **routing_dict(ticket),
     }
+
+
+def ticket_row(ticket: Ticket) -> dict[str, Any]:
+    """One ticket as `tickets list --json` prints it."""
+    return {**ticket_head(ticket), **routing_dict(ticket)}
 
 
 def queue_id_of(s: Session, name: str) -> int | None:
