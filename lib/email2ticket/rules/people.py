@@ -120,9 +120,14 @@ def new_participants(ctx: Context, facts: Facts, updating: bool) -> tuple[tuple[
     """(the To:/Cc: addresses that become participants, those left out as our own or a plus-form of one), sorted.
     Not the sender, the robot it came through, the ticket's requester or technician, nor who already is one;
     at most MAX_NEW_PARTICIPANTS, and no more than the ticket has room for (MAX_PARTICIPANTS)."""
-    new, own = _candidates(ctx, facts, updating)
+    wanted, own = _candidates(ctx, facts, updating)
+    return wanted[: _room(facts, updating)], own
+
+
+def _room(facts: Facts, updating: bool) -> int:
+    """How many new participants this message may add."""
     room = MAX_PARTICIPANTS - len(facts.participants) if updating else MAX_PARTICIPANTS
-    return new[: max(0, min(room, MAX_NEW_PARTICIPANTS))], own
+    return max(0, min(room, MAX_NEW_PARTICIPANTS))
 
 
 def _candidates(ctx: Context, facts: Facts, updating: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -145,11 +150,13 @@ def _candidates(ctx: Context, facts: Facts, updating: bool) -> tuple[tuple[str, 
 def cc_participants(ctx: Context, facts: Facts, found: Found) -> Finding:
     if not facts.settings.cc_participants:
         return miss("cc_participants is off")
-    new, own = new_participants(ctx, facts, found.updating)
+    wanted, own = _candidates(ctx, facts, found.updating)
+    new = wanted[: _room(facts, found.updating)]
     left_out = f" (left out as our own: {', '.join(own)})" if own else ""
-    wanted = len(_candidates(ctx, facts, found.updating)[0])
     if not new:
         full = f"; the ticket has its {MAX_PARTICIPANTS} participants" if wanted else ""
         return miss(f"no To:/Cc: address that is not already on the ticket or our own{left_out}{full}")
-    capped = f" (at most {MAX_NEW_PARTICIPANTS} a message, {MAX_PARTICIPANTS} a ticket)" if len(new) < wanted else ""
+    capped = (
+        f" (at most {MAX_NEW_PARTICIPANTS} a message, {MAX_PARTICIPANTS} a ticket)" if len(new) < len(wanted) else ""
+    )
     return hit(f"{', '.join(new)} become participants of the ticket{capped}{left_out}")
