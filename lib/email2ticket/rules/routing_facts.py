@@ -47,6 +47,11 @@ class FilterAction(Struct, frozen=True):
         return f"{self.action}={self.value}" if self.value else self.action
 
 
+def stopping_action(actions: tuple[FilterAction, ...]) -> str | None:
+    """The stopping action ("hold" or "ignore") among `actions`, else None."""
+    return next((a.action for a in actions if a.action in ("hold", "ignore")), None)
+
+
 class Filter(Struct, frozen=True):
     """One of the admin's postmaster filters, in its position."""
 
@@ -58,8 +63,8 @@ class Filter(Struct, frozen=True):
 
     @property
     def stops(self) -> str | None:
-        """ "hold" or "ignore" when the filter stops the message, else None."""
-        return next((a.action for a in self.actions if a.action in ("hold", "ignore")), None)
+        """The action ("hold" or "ignore") by which the filter stops the message, else None."""
+        return stopping_action(self.actions)
 
 
 class Routing(Struct, frozen=True):
@@ -104,7 +109,7 @@ class FilterHit(Struct, frozen=True):
 
     @property
     def stops(self) -> str | None:
-        return next((a.action for a in self.actions if a.action in ("hold", "ignore")), None)
+        return stopping_action(self.actions)
 
 
 class Filtered(Struct, frozen=True):
